@@ -1,0 +1,52 @@
+# The front door. `make` (or `make help`) lists every target.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MODEL  ?= wgan
+MODELS := $(sort $(basename $(notdir $(wildcard configs/*.yaml))))
+CONFIG  = configs/$(if $(TOY),toy/,)$(MODEL).yaml
+ARGS   ?=
+# W&B: offline unless you are logged in; WANDB=online|offline|disabled forces a mode.
+WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
+LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
+
+.PHONY: help install train test test-slow lint format clean check-model
+
+help: ## show this help
+	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@echo "models: $(MODELS)"
+
+install: $(VENV)/.installed ## create .venv and install the package with its dev tools (idempotent)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+check-model:
+	@test -f "$(CONFIG)" || { echo "unknown MODEL '$(MODEL)'$(if $(TOY), (toy),); available: $(MODELS)" >&2; exit 2; }
+
+train: check-model install ## train a model: MODEL=<name> [TOY=1 for the 2-D config] [ARGS="..."] [WANDB=online] [LOGGER=csv]
+	$(WANDB_ENV) $(PY) -m lightning_gans fit --config $(CONFIG) $(LOGGER_ARG) $(ARGS)
+
+test: install ## run the default test suite (CPU, a few minutes)
+	$(PY) -m pytest -q
+
+test-slow: install ## run the slow tests as well
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: ## remove caches and build files (keeps .venv, runs/ and data/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,78 @@
+"""Callbacks that every run gets: sample pictures into the run directory (and W&B)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+
+from lightning_gans.pictures import image_grid, scatter_2d
+
+N_POINTS_2D = 1024
+
+
+class SamplePictures(L.Callback):
+    """Every ``every_n_steps`` generator steps and at the end of training, draws the model's fixed
+    latent batch (the same z for the whole run, so progress is visible) and writes
+    ``<run>/samples/step_XXXXXX.png``; 2-D sets get samples over data on the critic's contour.
+    Runs on rank 0 only, under no_grad, outside the DDP wrapper (PITFALLS 7, 9)."""
+
+    def __init__(self, dirpath: str, every_n_steps: int = 500):
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.last_step = -1
+        self.written: list[Path] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
+        step = trainer.global_step
+        if self.every_n_steps > 0 and step % self.every_n_steps == 0:
+            self.draw(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.draw(trainer, pl_module)
+
+    @rank_zero_only
+    def draw(self, trainer: L.Trainer, pl_module) -> None:
+        step = trainer.global_step
+        if step == self.last_step:
+            return
+        self.last_step = step
+        picture = self.picture(trainer, pl_module)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = self.dirpath / f"step_{step:06d}.png"
+        picture.save(path)
+        self.written.append(path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image("samples", [picture], step=step)
+
+    def picture(self, trainer: L.Trainer, pl_module) -> Image.Image:
+        samples = pl_module.sample(z=pl_module.fixed_z)
+        if samples.dim() == 4:
+            return image_grid(samples)
+        with torch.no_grad():  # more points than the fixed batch, from a fixed seed
+            z = torch.randn(
+                N_POINTS_2D,
+                pl_module.latent_dim,
+                generator=torch.Generator().manual_seed(pl_module.hparams.seed),
+            )
+            samples = pl_module.sample(z=z)
+        data = trainer.datamodule.val_set.x[:N_POINTS_2D] if trainer.datamodule else samples[:0]
+        critic = getattr(pl_module, "critic", None)
+        score = None
+        if critic is not None:
+
+            def score(x: torch.Tensor) -> torch.Tensor:
+                was = critic.training
+                critic.eval()
+                try:
+                    return critic(x.to(pl_module.device))
+                finally:
+                    critic.train(was)
+
+        title = f"{type(pl_module).__name__}, generator step {trainer.global_step}"
+        return scatter_2d(data, samples, score, title)

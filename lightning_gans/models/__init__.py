@@ -1,0 +1,6 @@
+from lightning_gans.models.base import AdversarialModule, GenerativeModule
+from lightning_gans.models.gan import GAN
+from lightning_gans.models.wgan import WGAN
+from lightning_gans.models.wgan_gp import WGANGP
+
+__all__ = ["GAN", "WGAN", "WGANGP", "AdversarialModule", "GenerativeModule"]

@@ -1,0 +1,180 @@
+"""What every model shares, and the adversarial training loop that the GANs share.
+
+``GenerativeModule``: a fixed latent batch for pictures, ``sample(n)``, the data's shape.
+``AdversarialModule``: Algorithm 1 of WGAN (Arjovsky et al.) and WGAN-GP (Gulrajani et al.),
+with the two losses left to the subclass:
+
+    for each generator iteration:                       # one Lightning batch = one iteration
+        for t in 1..n_critic:                           # a fresh real batch each (item 13)
+            x ~ P_r, z ~ p(z)
+            update the critic on critic_loss(x, G(z))   # not counted in global_step
+        z ~ p(z)
+        update the generator on generator_loss(D(G(z)))  # counted: global_step = iterations
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from lightning_gans.errors import ConfigError
+from lightning_gans.losses import critic_emd
+from lightning_gans.nets import build_critic, build_generator
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN/inf loss; the weights were not updated with it."""
+
+
+class GenerativeModule(L.LightningModule):
+    """Base of every model: ``sample(n)`` in data space, and a fixed latent batch (a buffer, so
+    it is checkpointed) from which every sample picture of a run is drawn."""
+
+    def __init__(self, data_shape: Sequence[int], latent_dim: int, seed: int, n_fixed: int = 64):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.latent_dim = latent_dim
+        fixed = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed_z", fixed)  # (n_fixed, latent_dim)
+
+    def decode(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int | None = None, z: Tensor | None = None) -> Tensor:
+        """n samples (or one per row of z) in data space: images in [-1, 1], points as they are."""
+        if z is None:
+            z = torch.randn(n, self.latent_dim, device=self.device)
+        was_training = self.training
+        self.eval()  # batch norm uses its running statistics, as at deployment
+        try:
+            return self.decode(z.to(self.device))
+        finally:
+            self.train(was_training)
+
+    def step_noise(self) -> torch.Generator:
+        """The random stream of one training step, a function of (seed, step, rank) only, so a
+        resumed run draws exactly what the uninterrupted run drew (PITFALLS D) and ranks differ."""
+        seed = (self.hparams.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
+        return torch.Generator(self.device).manual_seed(seed % 2**63)
+
+    def randn(self, *shape: int, noise: torch.Generator) -> Tensor:
+        return torch.randn(*shape, generator=noise, device=self.device)
+
+    def rand(self, *shape: int, noise: torch.Generator) -> Tensor:
+        return torch.rand(*shape, generator=noise, device=self.device)
+
+    def check_finite(self, **losses: Tensor) -> None:
+        """Stop before a NaN/inf loss reaches the weights; checkpoints on disk stay good."""
+        values = torch.stack([v.detach().float() for v in losses.values()])
+        if not torch.isfinite(values).all():
+            bad = ", ".join(f"{k} = {v.item()}" for k, v in losses.items() if not torch.isfinite(v))
+            raise NonFiniteLossError(
+                f"non-finite loss at generator step {self.global_step}: {bad}; "
+                "training stopped, the last checkpoint is intact"
+            )
+
+
+class AdversarialModule(GenerativeModule):
+    """The n_critic loop, step accounting and logging; subclasses write the two losses.
+
+    Subclasses implement ``critic_loss(real, fake, noise) -> (loss, metrics)``,
+    ``generator_loss(f_fake) -> loss`` and ``configure_optimizers`` returning
+    ``[generator_optimizer, critic_optimizer]``; ``after_critic_step`` is a hook (weight clipping).
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int,
+        n_critic: int,
+        g_width: int,
+        d_width: int,
+        critic_norm: str,
+        seed: int,
+    ):
+        super().__init__(data_shape, latent_dim, seed)
+        if n_critic < 1:
+            raise ConfigError(f"n_critic must be >= 1, got {n_critic}")
+        self.automatic_optimization = False  # the n_critic loop is ours
+        self.generator = build_generator(self.data_shape, latent_dim, g_width)
+        self.critic = build_critic(self.data_shape, d_width, critic_norm)
+
+    @property
+    def real_batches_per_step(self) -> int:
+        """The DataModule hands each step n_critic fresh real batches, stacked."""
+        return self.hparams.n_critic
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.generator(z)
+
+    # --- the losses: one pair per algorithm ---------------------------------------------------
+
+    def critic_loss(
+        self, real: Tensor, fake: Tensor, noise: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def generator_loss(self, f_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def after_critic_step(self) -> None:
+        """Called after every critic update (WGAN clips its weights here)."""
+
+    # --- Algorithm 1 -------------------------------------------------------------------------
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        noise = self.step_noise()
+        reals = batch.chunk(self.hparams.n_critic)  # n_critic x (B, ...), disjoint
+        metrics: list[dict[str, Tensor]] = []
+        for real in reals:
+            with torch.no_grad():
+                fake = self.generator(self.randn(len(real), self.latent_dim, noise=noise))
+            loss_d, m = self.critic_loss(real, fake, noise)
+            self.check_finite(d_loss=loss_d)
+            opt_d.zero_grad(set_to_none=True)  # also drops what the last generator step left in D
+            self.manual_backward(loss_d + self._ddp_touch(self.generator))
+            # Through the strategy, not opt_d.step(): keeps AMP scaling and the hooks, but is not
+            # counted in global_step, which thus counts generator iterations (PITFALLS A).
+            self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=_no_closure)
+            self.after_critic_step()
+            metrics.append({"d_loss": loss_d.detach(), **{k: v.detach() for k, v in m.items()}})
+
+        z = self.randn(len(reals[0]), self.latent_dim, noise=noise)
+        loss_g = self.generator_loss(self.critic(self.generator(z)))
+        self.check_finite(g_loss=loss_g)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)  # D receives gradients too; zeroed before its next update
+        opt_g.step()
+
+        logged = {f"train/{k}": torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
+        logged["train/g_loss"] = loss_g.detach()
+        self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=len(real))
+
+    def _ddp_touch(self, net: torch.nn.Module) -> Tensor | float:
+        """0 * sum of net's weights: under DDP every parameter must take part in every backward
+        (plain strategy="ddp" raises otherwise, PITFALLS 6); alone it is skipped."""
+        if self.trainer.world_size == 1:
+            return 0.0
+        return 0.0 * sum(p.sum() for p in net.parameters())
+
+    # --- validation: the EMD estimate on held-out data ------------------------------------------
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        noise = torch.Generator(self.device).manual_seed(self.hparams.seed + batch_idx)
+        fake = self.generator(self.randn(len(batch), self.latent_dim, noise=noise))
+        m = self.critic_metrics(self.critic(batch), self.critic(fake))
+        self.log_dict({f"val/{k}": v for k, v in m.items()}, sync_dist=True, batch_size=len(batch))
+
+    def critic_metrics(self, f_real: Tensor, f_fake: Tensor) -> dict[str, Tensor]:
+        """What the critic's scores say, without any penalty: for a Wasserstein critic the EMD
+        estimate (THEORY.md item 10). The GAN overrides it with D's probabilities."""
+        return {"critic_emd": critic_emd(f_real, f_fake)}
+
+
+def _no_closure() -> None:
+    return None

@@ -1,0 +1,63 @@
+"""GAN: Goodfellow et al. (2014), Algorithm 1, with the non-saturating generator loss.
+
+    discriminator: maximise  E_x[log D(x)] + E_z[log(1 - D(G(z)))]        (THEORY.md item 6)
+    generator:     maximise  E_z[log D(G(z))]      (non-saturating, item 9; the default)
+               or  minimise  E_z[log(1 - D(G(z)))] (saturating: the minimax game as written)
+D outputs logits and the losses use BCE with logits, which is the same objective, computed
+stably. Adam lr 2e-4, betas (0.5, 0.999) (Radford et al.); k = 1 discriminator step per
+generator step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_gans.models.base import AdversarialModule
+
+
+class GAN(AdversarialModule):
+    """The original GAN. Logged: ``d_real`` / ``d_fake``, the mean of D's probabilities on
+    real and generated data; at the optimum of item 8 both are 1/2."""
+
+    def __init__(
+        self,
+        data_shape: Sequence[int] = (2,),
+        latent_dim: int = 100,
+        n_critic: int = 1,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        non_saturating: bool = True,
+        g_width: int = 64,
+        d_width: int = 64,
+        critic_norm: str = "batch",
+        seed: int = 0,
+    ):
+        super().__init__(data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed)
+        self.save_hyperparameters()
+
+    def configure_optimizers(self):
+        lr, betas = self.hparams.lr, tuple(float(b) for b in self.hparams.betas)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+            torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas),
+        ]
+
+    def critic_loss(self, real: Tensor, fake: Tensor, noise: torch.Generator):
+        f_real, f_fake = self.critic(real), self.critic(fake)
+        # -[log D(x) + log(1 - D(G(z)))]: the negated value V of item 6
+        loss = F.binary_cross_entropy_with_logits(
+            f_real, torch.ones_like(f_real)
+        ) + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
+        return loss, self.critic_metrics(f_real.detach(), f_fake.detach())
+
+    def critic_metrics(self, f_real: Tensor, f_fake: Tensor) -> dict[str, Tensor]:
+        return {"d_real": torch.sigmoid(f_real).mean(), "d_fake": torch.sigmoid(f_fake).mean()}
+
+    def generator_loss(self, f_fake: Tensor) -> Tensor:
+        if self.hparams.non_saturating:  # -log D(G(z))
+            return F.binary_cross_entropy_with_logits(f_fake, torch.ones_like(f_fake))
+        return -F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))  # log(1-D)

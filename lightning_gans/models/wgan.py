@@ -1,0 +1,56 @@
+"""WGAN with weight clipping: Arjovsky, Chintala, Bottou (2017), Algorithm 1.
+
+    critic:    maximise  E_x[f_w(x)] - E_z[f_w(G(z))]   then clip every w to [-c, c]
+    generator: minimise  -E_z[f_w(G(z))]
+RMSProp, lr 5e-5, c = 0.01, n_critic = 5 (THEORY.md items 10, 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_gans.losses import critic_emd
+from lightning_gans.models.base import AdversarialModule
+
+
+class WGAN(AdversarialModule):
+    """WGAN-clip. Its critic is K-Lipschitz for an unknown K, so the logged ``critic_emd`` is
+    the Earth Mover's distance up to that factor (THEORY.md item 11)."""
+
+    def __init__(
+        self,
+        data_shape: Sequence[int] = (2,),
+        latent_dim: int = 2,
+        n_critic: int = 5,
+        lr: float = 5e-5,
+        clip: float = 0.01,
+        g_width: int = 512,
+        d_width: int = 512,
+        critic_norm: str = "none",
+        seed: int = 0,
+    ):
+        super().__init__(data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed)
+        self.save_hyperparameters()
+
+    def configure_optimizers(self):
+        lr = self.hparams.lr
+        return [
+            torch.optim.RMSprop(self.generator.parameters(), lr=lr),
+            torch.optim.RMSprop(self.critic.parameters(), lr=lr),
+        ]
+
+    def critic_loss(self, real: Tensor, fake: Tensor, noise: torch.Generator):
+        emd = critic_emd(self.critic(real), self.critic(fake))
+        return -emd, {"critic_emd": emd}
+
+    @torch.no_grad()
+    def after_critic_step(self) -> None:
+        c = self.hparams.clip
+        for p in self.critic.parameters():  # weight clipping, not gradient clipping
+            p.clamp_(-c, c)
+
+    def generator_loss(self, f_fake: Tensor) -> Tensor:
+        return -f_fake.mean()

@@ -1,0 +1,163 @@
+"""The real entry points (python -m lightning_gans, lightning-gans, make): flags, configs and the
+one-line errors with their exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import QUIET, ROOT, TINY_TOY, run_module
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_print_config_resolves_overrides():
+    proc = run_module(
+        "fit",
+        "--config",
+        "configs/wgan.yaml",
+        "--model.n_critic",
+        "3",
+        "--data.dataset",
+        "toy8",
+        "--trainer.max_steps",
+        "200",
+        "--print_config",
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    assert config["model"]["init_args"]["n_critic"] == 3
+    assert config["data"]["dataset"] == "toy8"
+    assert config["trainer"]["max_steps"] == 200
+    assert "data_shape" not in config["model"]["init_args"]  # linked at instantiation, not stated
+
+
+def test_fit_validate_test_through_console_script(tmp_path):
+    exe = Path(sys.executable).parent / "lightning-gans"
+    common = [*TINY_TOY, *QUIET, "--run.root", str(tmp_path), "--run.logger", "csv"]
+    fit = subprocess.run(
+        [
+            str(exe),
+            "fit",
+            "--config",
+            "configs/toy/wgan.yaml",
+            *common,
+            "--run.name",
+            "a",
+            "--trainer.max_steps",
+            "3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    run = tmp_path / "a"
+    assert f"run directory: {run}" in fit.stdout + fit.stderr
+    ckpt = run / "checkpoints" / "last.ckpt"
+    for sub in ("validate", "test"):
+        proc = run_module(
+            sub,
+            "--config",
+            "configs/toy/wgan.yaml",
+            *common,
+            "--run.name",
+            sub,
+            "--ckpt_path",
+            str(ckpt),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "critic_emd" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--data.dataset", "imagenet"], "'imagenet'; valid names: toy8, toy25, swissroll, digits"),
+        (["--model.n_critc", "3"], "n_critc"),
+        (["--model.critic_norm", "group"], "'group'; valid: none, layer, batch"),
+        (["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard, none"),
+        (["--data.image_size", "48", "--data.dataset", "digits"], "image_size must be 32 or 64"),
+        (["--data.dataset", "mnist", "--data.root", "/nonexistent/x"], "place MNIST/raw/"),
+    ],
+)
+def test_bad_input_one_line_and_exit_2(args, needle, tmp_path):
+    proc = run_module(
+        "fit",
+        "--config",
+        "configs/toy/wgan.yaml",
+        *QUIET,
+        "--run.root",
+        str(tmp_path),
+        "--run.logger",
+        "csv",
+        "--trainer.max_steps",
+        "2",
+        *args,
+    )
+    assert proc.returncode == 2
+    assert needle in one_line_error(proc)
+
+
+def test_empty_and_corrupt_image_folders(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = [
+        "fit",
+        "--config",
+        "configs/wgan.yaml",
+        *QUIET,
+        "--run.root",
+        str(tmp_path / "runs"),
+        "--run.logger",
+        "csv",
+        "--trainer.max_steps",
+        "2",
+        "--data.dataset",
+        "folder",
+    ]
+    proc = run_module(*base, "--data.root", str(empty))
+    assert proc.returncode == 2 and "holds no images" in one_line_error(proc)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
+    proc = run_module(
+        *base,
+        "--data.root",
+        str(bad),
+        "--data.val_fraction",
+        "0.5",
+        "--data.batch_size",
+        "1",
+        "--model.n_critic",
+        "1",
+    )
+    assert proc.returncode == 2 and "corrupt.jpg" in one_line_error(proc)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_unknown_model_lists_models():
+    proc = subprocess.run(
+        ["make", "train", "MODEL=stylegan"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "unknown MODEL 'stylegan'" in proc.stderr and "wgan" in proc.stderr
+
+
+def test_make_help_is_the_default_target():
+    proc = subprocess.run(["make"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for target in ("install", "train", "test", "lint", "format", "clean"):
+        assert target in proc.stdout
