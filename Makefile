@@ -13,7 +13,7 @@ ARGS   ?=
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
 LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 
-.PHONY: help install train test test-slow lint format clean check-model
+.PHONY: help install train test test-slow lint format clean check-model theory-plot
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -46,6 +46,9 @@ lint: install ## ruff check and format check
 format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
+	$(PY) -m lightning_gans.theory_plot docs/theory_example_a.png
 
 clean: ## remove caches and build files (keeps .venv, runs/ and data/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

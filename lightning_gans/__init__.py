@@ -1,6 +1,6 @@
 """lightning-gans: GAN, WGAN, WGAN-GP and VAE on PyTorch Lightning, as published."""
 
 from lightning_gans.data import GANDataModule
-from lightning_gans.models import GAN, WGAN, WGANGP, AdversarialModule, GenerativeModule
+from lightning_gans.models import GAN, VAE, WGAN, WGANGP, AdversarialModule, GenerativeModule
 
-__all__ = ["GAN", "WGAN", "WGANGP", "GANDataModule", "AdversarialModule", "GenerativeModule"]
+__all__ = ["GAN", "VAE", "WGAN", "WGANGP", "GANDataModule", "AdversarialModule", "GenerativeModule"]

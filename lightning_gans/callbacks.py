@@ -41,14 +41,28 @@ class SamplePictures(L.Callback):
         if step == self.last_step:
             return
         self.last_step = step
-        picture = self.picture(trainer, pl_module)
+        pictures = {"samples": self.picture(trainer, pl_module), **self.extras(trainer, pl_module)}
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        path = self.dirpath / f"step_{step:06d}.png"
-        picture.save(path)
-        self.written.append(path)
+        for name, picture in pictures.items():
+            prefix = "" if name == "samples" else f"{name}_"
+            path = self.dirpath / f"{prefix}step_{step:06d}.png"
+            picture.save(path)
+            self.written.append(path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image("samples", [picture], step=step)
+                for name, picture in pictures.items():
+                    logger.log_image(name, [picture], step=step)
+
+    def extras(self, trainer: L.Trainer, pl_module) -> dict[str, Image.Image]:
+        """Model-specific pictures of held-out images (the VAE's reconstructions)."""
+        val_set = getattr(trainer.datamodule, "val_set", None)
+        if not hasattr(pl_module, "extra_pictures") or val_set is None:
+            return {}
+        x = torch.stack([val_set[i] for i in range(min(8, len(val_set)))])
+        if x.dim() != 4:
+            return {}
+        return {name: image_grid(imgs, nrow=8 if name == "interpolation" else 2)
+                for name, imgs in pl_module.extra_pictures(x).items()}
 
     def picture(self, trainer: L.Trainer, pl_module) -> Image.Image:
         samples = pl_module.sample(z=pl_module.fixed_z)

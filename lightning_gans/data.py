@@ -192,7 +192,8 @@ class GANDataModule(L.LightningDataModule):
         batch = self.hparams.batch_size * k
         if len(sampler) < batch:
             raise ds.DataError(
-                f"dataset {self.hparams.dataset!r} gives {len(sampler)} training samples per device, "
+                f"dataset {self.hparams.dataset!r} gives {len(sampler)} training samples per "
+                f"device, "
                 f"fewer than one step needs ({k} x batch_size {self.hparams.batch_size})"
             )
         return ResumableLoader(

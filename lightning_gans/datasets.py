@@ -100,7 +100,8 @@ class ImageFiles(Dataset):
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise DataError(
-                f"image folder {str(root)!r} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"
+                f"image folder {str(root)!r} holds no images "
+                f"(looked for {', '.join(IMAGE_SUFFIXES)})"
             )
         self.transform = _image_transform(size, channels)
         self.mode = "L" if channels == 1 else "RGB"

@@ -59,7 +59,8 @@ def mlp(
 class DCGANGenerator(nn.Module):
     """z (B, latent) -> image (B, C, size, size) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int, channels: int, size: int, width: int = 64):
+    def __init__(self, latent_dim: int, channels: int, size: int, width: int = 64,
+                 tanh: bool = True):
         super().__init__()
         n = _n_up(size)
         ch = width * 2 ** (n - 1)
@@ -75,7 +76,8 @@ class DCGANGenerator(nn.Module):
             ]
             layers += [nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]  # (B, C, size, size)
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1)]  # (B, C, size, size)
+        layers += [nn.Tanh()] if tanh else []  # without it: logits or means of a likelihood
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -115,11 +117,13 @@ class Squeeze(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def build_generator(data_shape: Sequence[int], latent_dim: int, width: int) -> nn.Module:
+def build_generator(data_shape: Sequence[int], latent_dim: int, width: int,
+                    tanh: bool = True) -> nn.Module:
+    """z (B, latent) -> (B, *data_shape); images end in tanh unless ``tanh=False``."""
     if len(data_shape) == 1:
         return mlp(latent_dim, data_shape[0], hidden=width)
     c, h, _ = data_shape
-    return DCGANGenerator(latent_dim, c, h, width)
+    return DCGANGenerator(latent_dim, c, h, width, tanh)
 
 
 def build_critic(

@@ -18,26 +18,11 @@ os.environ.pop("WANDB_API_KEY", None)
 torch.set_num_threads(2)
 
 # Small nets and batches: each fit costs a few seconds on 2 CPU cores.
-TINY_TOY = [
-    "--model.g_width",
-    "32",
-    "--model.d_width",
-    "32",
-    "--data.batch_size",
-    "32",
-    "--data.toy_size",
-    "4096",
-]
-TINY_DIGITS = [
-    "--model.g_width",
-    "8",
-    "--model.d_width",
-    "8",
-    "--data.batch_size",
-    "16",
-    "--model.latent_dim",
-    "16",
-]
+TINY_TOY = ["--data.batch_size", "32", "--data.toy_size", "4096"]
+TINY_DIGITS = ["--data.batch_size", "16"]
+TINY_GAN = ["--model.g_width", "32", "--model.d_width", "32"]
+TINY_GAN_DIGITS = ["--model.g_width", "8", "--model.d_width", "8", "--model.latent_dim", "16"]
+TINY_VAE = ["--model.width", "16"]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
@@ -45,7 +30,12 @@ def cli_args(
     tmp_path: Path, config: str, *extra: str, steps: int = 4, logger: str = "csv"
 ) -> list[str]:
     """Arguments for a short fit of ``configs/<config>.yaml`` writing into tmp_path/run."""
-    tiny = TINY_TOY if config.startswith("toy/") else TINY_DIGITS
+    toy = config.startswith("toy/")
+    tiny = TINY_TOY if toy else TINY_DIGITS
+    if config.endswith("vae"):
+        tiny = tiny + TINY_VAE
+    else:
+        tiny = tiny + (TINY_GAN if toy else TINY_GAN_DIGITS)
     return [
         "--config",
         str(ROOT / "configs" / f"{config}.yaml"),
@@ -75,7 +65,7 @@ def fit(tmp_path: Path, config: str, *extra: str, steps: int = 4, logger: str = 
 def run_module(
     *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    """``python -m lightning_gans ...`` in a subprocess: the real entry point, exit code included."""
+    """``python -m lightning_gans ...`` in a subprocess: the real entry point, exit code too."""
     return subprocess.run(
         [sys.executable, "-m", "lightning_gans", *args],
         cwd=cwd,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import QUIET, ROOT, TINY_TOY, run_module
+from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, run_module
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -44,7 +44,7 @@ def test_print_config_resolves_overrides():
 
 def test_fit_validate_test_through_console_script(tmp_path):
     exe = Path(sys.executable).parent / "lightning-gans"
-    common = [*TINY_TOY, *QUIET, "--run.root", str(tmp_path), "--run.logger", "csv"]
+    common = [*TINY_TOY, *TINY_GAN, *QUIET, "--run.root", str(tmp_path), "--run.logger", "csv"]
     fit = subprocess.run(
         [
             str(exe),

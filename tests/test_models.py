@@ -72,7 +72,7 @@ def test_value_at_d_star_is_minus_log4_plus_2js():
     assert v.item() == pytest.approx(-math.log(4) + 2 * js(p, q).item(), abs=1e-5)
 
 
-# --- "Add your own GAN": a least-squares GAN (Mao et al. 2017) in under 40 lines -------------------
+# --- "Add your own GAN": a least-squares GAN (Mao et al. 2017) in under 40 lines ----------
 
 
 class LSGAN(AdversarialModule):

@@ -21,22 +21,9 @@ from lightning_gans.theory import (
     wasserstein1,
     wasserstein1_1d,
 )
+from lightning_gans.theory_plot import example_a, parallel_lines
 
 LOG2 = math.log(2)
-
-
-def parallel_lines(theta: float, n: int = 50):
-    """Worked example A on a discretisation: P0 on {0} x [0, 1], P_theta on {theta} x [0, 1],
-    as probability vectors on the union of both supports, and as point sets."""
-    y = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    x0 = torch.stack([torch.zeros(n, dtype=torch.float64), y], 1)
-    x1 = torch.stack([torch.full((n,), theta, dtype=torch.float64), y], 1)
-    if theta == 0:
-        p = q = torch.full((n,), 1 / n, dtype=torch.float64)
-    else:
-        p = torch.cat([torch.full((n,), 1 / n), torch.zeros(n)]).double()
-        q = torch.cat([torch.zeros(n), torch.full((n,), 1 / n)]).double()
-    return p, q, x0, x1
 
 
 def distributions(size: int):
@@ -105,6 +92,17 @@ def test_example_a_parallel_lines(theta):
         assert js(p, q).item() == pytest.approx(LOG2)
         assert tv(p, q).item() == pytest.approx(1.0)
     assert wasserstein1(x0, x1) == pytest.approx(abs(theta), abs=1e-9)
+
+
+def test_theory_plot_curves_and_png(tmp_path):
+    from lightning_gans.theory_plot import main
+
+    rows = example_a([-1.0, 0.0, 0.5])
+    assert rows["W"] == pytest.approx([1.0, 0.0, 0.5])
+    assert rows["JS"] == pytest.approx([LOG2, 0.0, LOG2])
+    out = tmp_path / "a.png"
+    main(str(out))
+    assert out.stat().st_size > 10_000
 
 
 def test_example_b_moving_blocks():

@@ -1,6 +1,7 @@
 from lightning_gans.models.base import AdversarialModule, GenerativeModule
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.vae import VAE
 from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP
 
-__all__ = ["GAN", "WGAN", "WGANGP", "AdversarialModule", "GenerativeModule"]
+__all__ = ["GAN", "VAE", "WGAN", "WGANGP", "AdversarialModule", "GenerativeModule"]
