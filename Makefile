@@ -13,7 +13,7 @@ ARGS   ?=
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
 LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -46,6 +46,9 @@ lint: install ## ruff check and format check
 format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
+	$(PY) benchmarks/toy_w1.py
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
 	$(PY) -m lightning_gans.theory_plot docs/theory_example_a.png
