@@ -12,6 +12,8 @@ ARGS   ?=
 # W&B: offline unless you are logged in; WANDB=online|offline|disabled forces a mode.
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
 LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
+# RESUME=<checkpoint or run directory> continues a run in its own directory
+RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
 .PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy
 
@@ -30,8 +32,8 @@ $(VENV)/.installed: pyproject.toml
 check-model:
 	@test -f "$(CONFIG)" || { echo "unknown MODEL '$(MODEL)'$(if $(TOY), (toy),); available: $(MODELS)" >&2; exit 2; }
 
-train: check-model install ## train a model: MODEL=<name> [TOY=1 for the 2-D config] [ARGS="..."] [WANDB=online] [LOGGER=csv]
-	$(WANDB_ENV) $(PY) -m lightning_gans fit --config $(CONFIG) $(LOGGER_ARG) $(ARGS)
+train: check-model install ## train: MODEL=<name> [TOY=1] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
+	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
 
 test: install ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -q

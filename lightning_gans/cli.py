@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -22,6 +23,7 @@ from lightning_gans.callbacks import SamplePictures
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError
 from lightning_gans.models.base import GenerativeModule, NonFiniteLossError
+from lightning_gans.preemption import AtomicCheckpointIO, LastCheckpoint
 from lightning_gans.tracking import git_commit, make_loggers, make_run_dir
 
 
@@ -52,6 +54,19 @@ class RunOptions:
     ckpt_every: int = 1000
 
 
+def resolve_checkpoint(path: str | None) -> Path | None:
+    """A checkpoint file, or a run directory meaning its ``checkpoints/last.ckpt``."""
+    if not path or path in ("last", "best", "hpc", "registry"):  # Lightning's own keywords
+        return None
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
+    if not p.is_file():
+        raise ConfigError(f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
+                          "holding checkpoints/last.ckpt")
+    return p
+
+
 class StepProgressBar(RichProgressBar):
     """Rich progress bar; the run is counted in generator steps, not epochs."""
 
@@ -62,9 +77,13 @@ class StepProgressBar(RichProgressBar):
 class OneLineErrorParser(LightningArgumentParser):
     """A bad flag or value ends with one line naming it, not a page of usage."""
 
+    NOISE = ("Given value", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>",
+             "Does not validate against any of the Union subtypes")
+
     def error(self, message: str, ex: Exception | None = None):
         lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
-        sys.stderr.write(f"error: {' '.join(lines[:3])[:600]}\n")
+        kept = [ln.removeprefix("- ") for ln in lines if not ln.startswith(self.NOISE)]
+        sys.stderr.write(f"error: {' '.join(kept)[:800]} (see --help for the valid options)\n")
         sys.exit(2)
 
 
@@ -82,8 +101,6 @@ class SaveRunConfig(SaveConfigCallback):
 
 
 class GANCLI(LightningCLI):
-    parser_class = OneLineErrorParser
-
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
         parser.link_arguments(
@@ -92,8 +109,15 @@ class GANCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        model = config.model.class_path.rsplit(".", 1)[-1].lower()
-        self.run_dir = make_run_dir(config.run.root, config.run.name, model, config.data.dataset)
+        resume = resolve_checkpoint(config.get("ckpt_path"))
+        if resume:
+            config.ckpt_path = str(resume)
+        if resume and not config.run.name and resume.parent.name == "checkpoints":
+            self.run_dir = resume.parent.parent  # continue in the run's own directory
+        else:
+            model = config.model.class_path.rsplit(".", 1)[-1].lower()
+            self.run_dir = make_run_dir(config.run.root, config.run.name, model,
+                                        config.data.dataset)
         config.trainer.default_root_dir = str(self.run_dir)
 
     def instantiate_trainer(self, **kwargs):
@@ -113,7 +137,10 @@ class GANCLI(LightningCLI):
             save_last=True,
         )
         user = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        kwargs["callbacks"] = [*user, self.samples, self.checkpoints]
+        last = LastCheckpoint(str(self.run_dir / "checkpoints" / "last.ckpt"))
+        kwargs["callbacks"] = [*user, self.samples, self.checkpoints, last]
+        if not config.trainer.plugins:
+            kwargs["plugins"] = [AtomicCheckpointIO()]
         if config.trainer.enable_progress_bar is not False:
             kwargs["callbacks"].append(StepProgressBar())
         return super().instantiate_trainer(**kwargs)
@@ -143,6 +170,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
         GenerativeModule,
         GANDataModule,
         subclass_mode_model=True,
+        parser_class=OneLineErrorParser,
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.pop("WANDB_API_KEY", None)
-torch.set_num_threads(2)
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(2)
 
 # Small nets and batches: each fit costs a few seconds on 2 CPU cores.
 TINY_TOY = ["--data.batch_size", "32", "--data.toy_size", "4096"]

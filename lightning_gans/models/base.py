@@ -154,11 +154,19 @@ class AdversarialModule(GenerativeModule):
         logged = {f"train/{k}": torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
         logged["train/g_loss"] = loss_g.detach()
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=len(real))
+        self._broadcast_buffers()
+
+    def _broadcast_buffers(self) -> None:
+        """Batch-norm running statistics from rank 0 to all ranks, as DDP does at each forward
+        of its wrapper (we call the networks directly, so the wrapper never sees a forward)."""
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            for buf in self.buffers():
+                torch.distributed.broadcast(buf, src=0)
 
     def _ddp_touch(self, net: torch.nn.Module) -> Tensor | float:
         """0 * sum of net's weights: under DDP every parameter must take part in every backward
         (plain strategy="ddp" raises otherwise, PITFALLS 6); alone it is skipped."""
-        if self.trainer.world_size == 1:
+        if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
             return 0.0
         return 0.0 * sum(p.sum() for p in net.parameters())
 

@@ -1,0 +1,102 @@
+"""DDP on CPU with gloo, 2 processes, through the real CLI (scale-out issue; PITFALLS 6-11)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from lightning_gans import WGANGP
+from tests.conftest import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
+
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+       "--trainer.callbacks+=tests.helpers.DumpParams", "--run.logger", "csv",
+       "--trainer.log_every_n_steps", "1"]
+
+
+@pytest.mark.parametrize(("config", "tiny"), [
+    ("toy/gan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
+    ("toy/wgan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
+    ("wgan_gp", [*TINY_DIGITS, *TINY_GAN_DIGITS]),
+    ("toy/vae", [*TINY_TOY, *TINY_VAE]),
+])
+def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
+    proc = run_module("fit", "--config", f"configs/{config}.yaml", *tiny, *QUIET, *DDP,
+                      "--run.root", str(tmp_path), "--run.name", "run", "--trainer.max_steps", "4",
+                      "--run.sample_every", "2", env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    r0, r1 = (torch.load(run / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["global_step"] == r1["global_step"] == 4
+    for key in r0["start"]:  # all ranks start from identical weights ...
+        assert torch.equal(r0["start"][key], r1["start"][key]), key
+    for key in r0["end"]:  # ... and end bit-identical
+        assert torch.equal(r0["end"][key], r1["end"][key]), key
+    assert any(not torch.equal(r0["start"][k], r0["end"][k]) for k in r0["end"])  # it trained
+    assert not torch.equal(r0["noise"], r1["noise"])  # while their noise differs
+    assert sorted(p.name for p in (run / "samples").glob("step_*.png")) == [
+        "step_000002.png", "step_000004.png"]  # rank 0 alone writes pictures
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/" in header
+
+
+# --- one critic update on 2 ranks x b == one process on 2b (WGAN-GP, penalty included) ---------
+
+
+def _critic_update(model: WGANGP, real, z, eps, wrapper=None) -> dict[str, torch.Tensor]:
+    """One WGAN-GP critic update exactly as AdversarialModule.training_step does it."""
+    from lightning.pytorch.overrides.distributed import prepare_for_backward
+
+    opt = torch.optim.Adam(model.critic.parameters(), lr=1e-2, betas=(0.0, 0.9))
+    with torch.no_grad():
+        fake = model.generator(z)
+    model.rand = lambda *shape, noise: eps  # the interpolation weights of this process
+    loss, _ = model.critic_loss(real, fake, noise=None)
+    loss = loss + model._ddp_touch(model.generator)
+    if wrapper is not None:
+        prepare_for_backward(wrapper, loss)  # what Lightning's DDP strategy does before backward
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return {k: v.detach().clone() for k, v in model.critic.state_dict().items()}
+
+
+def _rank(rank: int, port: int, data, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32)
+    wrapper = torch.nn.parallel.DistributedDataParallel(model)  # find_unused_parameters=False
+    real, z, eps = (t[rank] for t in data)
+    result = _critic_update(model, real, z, eps, wrapper)
+    if rank == 0:
+        torch.save(result, out)
+    dist.destroy_process_group()
+
+
+def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
+    b = 16
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(2, b, 2, generator=g)
+    z = torch.randn(2, b, 2, generator=g)
+    eps = torch.rand(2, b, generator=g)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(_rank, args=(port, (real, z, eps), out), nprocs=2, join=True)
+    ddp = torch.load(out)
+
+    torch.manual_seed(0)
+    single = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32)
+    before = {k: v.clone() for k, v in single.critic.state_dict().items()}
+    one = _critic_update(single, real.flatten(0, 1), z.flatten(0, 1), eps.flatten(0, 1))
+    moved = [k for k in one if (one[k] - before[k]).abs().max() > 1e-3]
+    assert len(moved) >= len(one) - 1  # all but the output bias, which the loss cannot see
+    for key in one:
+        torch.testing.assert_close(ddp[key], one[key], atol=1e-5, rtol=0)

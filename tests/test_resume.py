@@ -1,0 +1,133 @@
+"""Exact resume, preemption and no lost work (scale-out issue; PITFALLS 18-21)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lightning_gans import WGAN
+from lightning_gans.cli import build_cli
+from lightning_gans.models.base import NonFiniteLossError
+from lightning_gans.preemption import AtomicCheckpointIO
+from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, cli_args
+
+# toy8 with 4096 points, batch 32, n_critic 5: 25 generator steps per epoch
+DETERMINISTIC = ["--trainer.deterministic", "true", "--trainer.val_check_interval", "10",
+                 "--trainer.limit_val_batches", "2"]
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(("config", "k"), [("toy/wgan_gp", 12), ("toy/wgan_gp", 25),
+                                           ("toy/gan", 13), ("toy/vae", 12)])
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
+    n = 30
+    full = build_cli(cli_args(tmp_path, config, *DETERMINISTIC, "--run.ckpt_every", str(k),
+                              steps=n), run=False)
+    full.trainer.fit(full.model, full.datamodule)
+    ckpt = tmp_path / "run" / "checkpoints" / f"step{k:06d}.ckpt"
+    assert ckpt.exists()
+
+    resumed = build_cli(cli_args(tmp_path, config, *DETERMINISTIC, "--run.name", "resumed",
+                                 steps=n), run=False)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(ckpt))
+    assert resumed.trainer.global_step == n
+    a, b = weights(full.model), weights(resumed.model)
+    assert all(torch.equal(a[key], b[key]) for key in a), [key for key in a
+                                                           if not torch.equal(a[key], b[key])]
+    opt_a = full.trainer.optimizers[-1].state_dict()["state"]
+    opt_b = resumed.trainer.optimizers[-1].state_dict()["state"]
+    assert all(torch.equal(opt_a[i][s], opt_b[i][s]) for i in opt_a for s in opt_a[i]
+               if torch.is_tensor(opt_a[i][s]))
+
+
+def test_resume_accepts_a_run_directory(tmp_path):
+    from lightning_gans.cli import resolve_checkpoint
+    from lightning_gans.errors import ConfigError
+
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    assert resolve_checkpoint(str(tmp_path / "run")) == last
+    assert resolve_checkpoint(str(last)) == last
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_checkpoint(str(tmp_path / "missing"))
+
+
+def test_sigusr1_writes_checkpoint_exits_0_and_resumes(tmp_path):
+    args = [sys.executable, "-m", "lightning_gans", "fit", "--config", "configs/toy/wgan_gp.yaml",
+            *TINY_TOY, *TINY_GAN, *QUIET, "--run.root", str(tmp_path), "--run.name", "run",
+            "--run.logger", "csv", "--trainer.max_steps", "100000", "--run.ckpt_every", "100000"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 200):
+        time.sleep(0.5)  # training has logged a few steps: it is well inside the loop
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    assert "preempted at generator step" in out
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    step = torch.load(last, weights_only=False)["global_step"]
+    assert step > 0
+
+    resumed = subprocess.run([*args[:-4], "--trainer.max_steps", str(step + 3),
+                              "--ckpt_path", str(tmp_path / "run")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(last, weights_only=False)["global_step"] == step + 3
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypatch):
+    original = WGAN.generator_loss
+
+    def poisoned(self, f_fake):
+        loss = original(self, f_fake)
+        return loss * torch.nan if self.global_step == 4 else loss
+
+    monkeypatch.setattr(WGAN, "generator_loss", poisoned)
+    cli = build_cli(cli_args(tmp_path, "toy/wgan", "--run.ckpt_every", "2", steps=10), run=False)
+    with pytest.raises(NonFiniteLossError, match=r"generator step 4: g_loss = nan"):
+        cli.trainer.fit(cli.model, cli.datamodule)
+    good = tmp_path / "run" / "checkpoints" / "step000004.ckpt"
+    model = WGAN.load_from_checkpoint(good)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.load(good, weights_only=False)["global_step"] == 4
+
+
+def test_non_finite_loss_exit_code_and_message(tmp_path):
+    from tests.conftest import run_module
+
+    proc = run_module("fit", "--config", "configs/toy/wgan_gp.yaml", *TINY_TOY, *TINY_GAN, *QUIET,
+                      "--run.root", str(tmp_path), "--run.logger", "csv", "--trainer.max_steps",
+                      "5", "--model.lr", "1e30")
+    assert proc.returncode == 1
+    assert "error: non-finite loss at generator step" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def dies_midway(obj, f, *a, **kw):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the job is killed during the save
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.load(path)["step"] == 1  # the previous checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
+    os.sync()
