@@ -15,7 +15,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy slurm
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -51,6 +51,13 @@ format: install ## ruff format and autofix
 
 bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
 	$(PY) benchmarks/toy_w1.py
+
+NODES ?= 1
+GPUS  ?= 1
+TIME  ?= 24:00:00
+slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00] [PARTITION=] [DRY_RUN=1] [ARGS=]
+	$(PY) -m lightning_gans.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
+		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(ARGS)
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
 	$(PY) -m lightning_gans.theory_plot docs/theory_example_a.png
