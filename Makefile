@@ -15,7 +15,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy slurm
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy slurm sweep
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -51,6 +51,12 @@ format: install ## ruff format and autofix
 
 bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
 	$(PY) benchmarks/toy_w1.py
+
+sweep: install ## create a W&B sweep for MODEL and run an agent on it (needs W&B online)
+	@test -f configs/sweeps/$(MODEL).yaml || { echo "no sweep for MODEL '$(MODEL)'; available: $(basename $(notdir $(wildcard configs/sweeps/*.yaml)))" >&2; exit 2; }
+	@mkdir -p runs
+	$(VENV)/bin/wandb sweep --project lightning-gans configs/sweeps/$(MODEL).yaml 2>&1 | tee runs/.sweep.log
+	$(VENV)/bin/wandb agent $$(grep -o 'wandb agent .*' runs/.sweep.log | tail -1 | cut -d' ' -f3)
 
 NODES ?= 1
 GPUS  ?= 1

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
 from lightning_gans.pictures import image_grid, scatter_2d
+from lightning_gans.theory import wasserstein1
 
 N_POINTS_2D = 1024
 
@@ -90,3 +91,60 @@ class SamplePictures(L.Callback):
 
         title = f"{type(pl_module).__name__}, generator step {trainer.global_step}"
         return scatter_2d(data, samples, score, title)
+
+
+def finish_wandb(trainer: L.Trainer) -> None:
+    """Ends the W&B run so that its history is written; Lightning leaves it open."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.global_rank == 0:
+            logger.experiment.finish()
+
+
+class TransportDistance(L.Callback):
+    """At the end of each validation, the truth the critic's estimate is checked against:
+    ``val/exact_w1``, exact W1 (POT) between ``n_points`` samples and held-out data for 2-D sets;
+    for images, where exact OT is too slow to repeat, ``val/sliced_w1_lower_bound`` (a lower
+    bound on W1, not an estimate of it; PITFALLS I). For a Wasserstein critic also
+    ``val/critic_emd_over_exact_w1`` on the same points: ~1 for a 1-Lipschitz critic, the unknown
+    K for a clipped one (THEORY.md item 11). Every rank computes the same value: same keys."""
+
+    def __init__(self, n_points: int = 2000, seed: int = 0):
+        self.n_points = n_points
+        self.seed = seed
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.measure(trainer, pl_module, "val_set", "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.measure(trainer, pl_module, "test_set", "test")
+
+    def measure(self, trainer: L.Trainer, pl_module, split: str, stage: str) -> None:
+        val_set = getattr(trainer.datamodule, split, None)
+        if trainer.sanity_checking or val_set is None or self.n_points <= 0:
+            return
+        n = min(self.n_points, len(val_set))
+        if hasattr(val_set, "x"):
+            real = val_set.x[:n]
+        else:
+            real = torch.stack([val_set[i] for i in range(n)])
+        noise = torch.Generator().manual_seed(self.seed)
+        z = torch.randn(n, pl_module.latent_dim, generator=noise)
+        fake = pl_module.sample(z=z).float().cpu()
+        if real.dim() == 2:
+            w1 = wasserstein1(fake, real)
+            pl_module.log(f"{stage}/exact_w1", w1)
+            critic = getattr(pl_module, "critic", None)
+            if critic is not None:
+                with torch.no_grad():
+                    dev = pl_module.device
+                    m = pl_module.critic_metrics(critic(real.to(dev)), critic(fake.to(dev)))
+                if "critic_emd" in m:
+                    pl_module.log(f"{stage}/critic_emd_over_exact_w1",
+                                  m["critic_emd"].item() / w1)
+        else:
+            import ot
+
+            sliced = ot.sliced_wasserstein_distance(real.flatten(1).double().numpy(),
+                                                    fake.flatten(1).double().numpy(),
+                                                    n_projections=128, seed=self.seed)
+            pl_module.log(f"{stage}/sliced_w1_lower_bound", float(sliced))

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichP
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans.callbacks import SamplePictures
+from lightning_gans.callbacks import SamplePictures, TransportDistance, finish_wandb
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError
 from lightning_gans.models.base import GenerativeModule, NonFiniteLossError
@@ -40,6 +40,7 @@ class RunOptions:
         group: W&B group.
         tags: W&B tags.
         sample_every: generator steps between sample pictures (0: only at the end).
+        w1_points: points for ``val/exact_w1`` (2-D data) or ``val/sliced_w1_lower_bound``.
         ckpt_every: generator steps between kept checkpoints (``last.ckpt`` is kept as well).
     """
 
@@ -51,6 +52,7 @@ class RunOptions:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     sample_every: int = 500
+    w1_points: int = 2000
     ckpt_every: int = 1000
 
 
@@ -138,14 +140,21 @@ class GANCLI(LightningCLI):
         )
         user = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         last = LastCheckpoint(str(self.run_dir / "checkpoints" / "last.ckpt"))
-        kwargs["callbacks"] = [*user, self.samples, self.checkpoints, last]
+        transport = TransportDistance(run.w1_points)
+        kwargs["callbacks"] = [*user, self.samples, self.checkpoints, last, transport]
         if not config.trainer.plugins:
             kwargs["plugins"] = [AtomicCheckpointIO()]
         if config.trainer.enable_progress_bar is not False:
             kwargs["callbacks"].append(StepProgressBar())
         return super().instantiate_trainer(**kwargs)
 
+    def after_validate(self) -> None:
+        finish_wandb(self.trainer)
+
+    after_test = after_validate
+
     def after_fit(self) -> None:
+        finish_wandb(self.trainer)  # flushes the history into the run files (PITFALLS J)
         rank_zero_info(
             f"run directory: {self.run_dir}\n"
             f"  checkpoints: {self.run_dir / 'checkpoints'} (last.ckpt = newest)\n"
@@ -161,6 +170,8 @@ TRAINER_DEFAULTS = {
     # validate every N generator steps, counted across epochs (the embedded sets' epochs are short)
     "check_val_every_n_epoch": None,
     "val_check_interval": 250,
+    # validation takes input gradients of the critic (Lipschitz diagnostics): no inference mode
+    "inference_mode": False,
 }
 
 
@@ -190,10 +201,24 @@ def main(args: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     try:
         build_cli(args)
-    except (ConfigError, NonFiniteLossError) as e:
-        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-        sys.stderr.write(f"error: {lines[-1] if lines else type(e).__name__}\n")
-        sys.exit(2 if isinstance(e, ConfigError) else 1)
+    except Exception as e:
+        cause = _user_error(e)
+        if cause is None:
+            raise
+        lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
+        sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
+        sys.exit(2 if isinstance(cause, ConfigError) else 1)
+
+
+def _user_error(e: BaseException | None) -> BaseException | None:
+    """The ConfigError or NonFiniteLossError behind e (jsonargparse and Lightning wrap them)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, ConfigError | NonFiniteLossError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 if __name__ == "__main__":

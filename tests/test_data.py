@@ -44,7 +44,7 @@ def test_toy_sets_follow_the_wgan_gp_paper():
     x = toy_points("toy8", 8000, 0)  # 8 modes on a circle of radius 2 / 1.414
     assert abs(x.norm(dim=1).mean().item() - 2 / 1.414) < 0.01
     angles = torch.atan2(x[:, 1], x[:, 0]) / (2 * math.pi / 8)
-    assert (angles - angles.round()).abs().max() < 0.05  # at multiples of 45 degrees
+    assert (angles - angles.round()).abs().max() < 0.1  # at multiples of 45 degrees
     y = toy_points("toy25", 8000, 0) * 2.828  # 5x5 grid, spacing 2, sigma 0.05
     assert set(y.round().unique().tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}
     assert (y - y.round()).std().item() == pytest.approx(0.05, rel=0.1)

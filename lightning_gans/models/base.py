@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from lightning_gans.errors import ConfigError
-from lightning_gans.losses import critic_emd
+from lightning_gans.losses import critic_emd, input_grad_norm, interpolate
 from lightning_gans.nets import build_critic, build_generator
 
 
@@ -42,6 +42,11 @@ class GenerativeModule(L.LightningModule):
 
     def decode(self, z: Tensor) -> Tensor:
         raise NotImplementedError
+
+    @property
+    def eval_stage(self) -> str:
+        """``val`` or ``test``: the prefix of the figures an evaluation step logs."""
+        return "test" if self._trainer is not None and self.trainer.testing else "val"
 
     @torch.no_grad()
     def sample(self, n: int | None = None, z: Tensor | None = None) -> Tensor:
@@ -121,8 +126,8 @@ class AdversarialModule(GenerativeModule):
     def generator_loss(self, f_fake: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def after_critic_step(self) -> None:
-        """Called after every critic update (WGAN clips its weights here)."""
+    def after_critic_step(self) -> dict[str, Tensor] | None:
+        """Called after every critic update (WGAN clips its weights here); may return metrics."""
 
     # --- Algorithm 1 -------------------------------------------------------------------------
 
@@ -141,7 +146,7 @@ class AdversarialModule(GenerativeModule):
             # Through the strategy, not opt_d.step(): keeps AMP scaling and the hooks, but is not
             # counted in global_step, which thus counts generator iterations (PITFALLS A).
             self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=_no_closure)
-            self.after_critic_step()
+            m |= self.after_critic_step() or {}
             metrics.append({"d_loss": loss_d.detach(), **{k: v.detach() for k, v in m.items()}})
 
         z = self.randn(len(reals[0]), self.latent_dim, noise=noise)
@@ -176,7 +181,20 @@ class AdversarialModule(GenerativeModule):
         noise = torch.Generator(self.device).manual_seed(self.hparams.seed + batch_idx)
         fake = self.generator(self.randn(len(batch), self.latent_dim, noise=noise))
         m = self.critic_metrics(self.critic(batch), self.critic(fake))
-        self.log_dict({f"val/{k}": v for k, v in m.items()}, sync_dist=True, batch_size=len(batch))
+        stage = self.eval_stage
+        self.log_dict({f"{stage}/{k}": v for k, v in m.items()}, sync_dist=True,
+                      batch_size=len(batch))
+        # Lipschitz diagnostics: ||grad_x f|| at real, generated and interpolated points
+        x_hat = interpolate(batch, fake, self.rand(len(batch), noise=noise))
+        with torch.enable_grad():
+            for name, x in (("real", batch), ("fake", fake), ("interp", x_hat)):
+                norms = input_grad_norm(self.critic, x)
+                self.log(f"{stage}/grad_norm_{name}_mean", norms.mean(), sync_dist=True,
+                         batch_size=len(batch))
+                self.log(f"{stage}/grad_norm_{name}_max", norms.max(), reduce_fx="max",
+                         sync_dist=True, batch_size=len(batch))
+
+    test_step = validation_step  # the same figures on the test split, logged as test/...
 
     def critic_metrics(self, f_real: Tensor, f_fake: Tensor) -> dict[str, Tensor]:
         """What the critic's scores say, without any penalty: for a Wasserstein critic the EMD

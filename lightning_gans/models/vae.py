@@ -132,7 +132,7 @@ class VAE(GenerativeModule):
         terms = self.elbo_terms(batch)
         iw = self.iw_bound(batch, self.hparams.iw_samples).mean()
         terms |= {"iw_bound": iw, "iw_bpd": -iw / (self.n_dims * math.log(2))}
-        self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True,
+        self.log_dict({f"{self.eval_stage}/{k}": v for k, v in terms.items()}, sync_dist=True,
                       batch_size=len(batch))
 
     test_step = validation_step

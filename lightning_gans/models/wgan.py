@@ -47,10 +47,14 @@ class WGAN(AdversarialModule):
         return -emd, {"critic_emd": emd}
 
     @torch.no_grad()
-    def after_critic_step(self) -> None:
+    def after_critic_step(self) -> dict[str, Tensor]:
         c = self.hparams.clip
+        at_bound = total = 0
         for p in self.critic.parameters():  # weight clipping, not gradient clipping
             p.clamp_(-c, c)
+            at_bound += (p.abs() >= c).sum()
+            total += p.numel()
+        return {"clip_fraction": at_bound / total}  # share of critic weights at the bound
 
     def generator_loss(self, f_fake: Tensor) -> Tensor:
         return -f_fake.mean()
