@@ -15,7 +15,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy slurm sweep
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -64,6 +64,9 @@ TIME  ?= 24:00:00
 slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00] [PARTITION=] [DRY_RUN=1] [ARGS=]
 	$(PY) -m lightning_gans.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
 		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(ARGS)
+
+bench-emd: install ## EMD estimate vs exact W1 over a toy8 run (Pearson r), WGAN-GP and WGAN (~10 min)
+	$(PY) benchmarks/emd_tracking.py
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
 	$(PY) -m lightning_gans.theory_plot docs/theory_example_a.png

@@ -31,14 +31,37 @@ N = 2000
 
 def run(model: str, seed: int, steps: int, root: str) -> tuple[float, float]:
     """Trains configs/toy/<model>.yaml; returns (exact W1 to held-out data, seconds/iteration)."""
-    cli = build_cli([
-        "--config", str(ROOT / "configs" / "toy" / f"{model}.yaml"),
-        "--seed_everything", str(seed), "--model.seed", str(seed), "--data.seed", str(seed),
-        "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false", "--trainer.limit_val_batches", "0",
-        "--run.logger", "none", "--run.root", root, "--run.name", f"{model}-{seed}",
-        "--run.sample_every", "0", "--run.ckpt_every", str(steps),
-    ], run=False)
+    cli = build_cli(
+        [
+            "--config",
+            str(ROOT / "configs" / "toy" / f"{model}.yaml"),
+            "--seed_everything",
+            str(seed),
+            "--model.seed",
+            str(seed),
+            "--data.seed",
+            str(seed),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+            "--trainer.limit_val_batches",
+            "0",
+            "--run.logger",
+            "none",
+            "--run.root",
+            root,
+            "--run.name",
+            f"{model}-{seed}",
+            "--run.sample_every",
+            "0",
+            "--run.ckpt_every",
+            str(steps),
+        ],
+        run=False,
+    )
     start = time.perf_counter()
     cli.trainer.fit(cli.model, cli.datamodule)
     per_iter = (time.perf_counter() - start) / steps
@@ -56,8 +79,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "toy_w1.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    floors = [wasserstein1(toy_points("toy8", N, 100 + s), toy_points("toy8", N, 200 + s))
-              for s in args.seeds]
+    floors = [
+        wasserstein1(toy_points("toy8", N, 100 + s), toy_points("toy8", N, 200 + s))
+        for s in args.seeds
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as root:
         for model in args.models:
@@ -66,22 +91,30 @@ def main() -> None:
             rows.append((model, w1s, statistics.median(times)))
             print(model, w1s, times, flush=True)
     lines = [
-        "# Exact W1 on 8 Gaussians after {} generator iterations".format(args.steps), "",
+        f"# Exact W1 on 8 Gaussians after {args.steps} generator iterations",
+        "",
         f"Command: `python benchmarks/toy_w1.py --steps {args.steps} --seeds "
-        f"{' '.join(map(str, args.seeds))} --threads {args.threads}` (`make bench-toy`)", "",
+        f"{' '.join(map(str, args.seeds))} --threads {args.threads}` (`make bench-toy`)",
+        "",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} CPU thread(s); "
-        f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.", "",
+        f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.",
+        "",
         f"W1 = exact optimal transport (POT `emd2`, Euclidean cost) between {N} samples and {N} "
-        "held-out points (the test split, never trained on).", "",
+        "held-out points (the test split, never trained on).",
+        "",
         "| model (config) | W1 per seed | median W1 | ms / generator iteration |",
         "|---|---|---|---|",
     ]
     for model, w1s, t in rows:
-        lines.append(f"| {model} (`configs/toy/{model}.yaml`) | "
-                     f"{', '.join(f'{w:.4f}' for w in w1s)} | **{statistics.median(w1s):.4f}** | "
-                     f"{1000 * t:.0f} |")
-    lines.append(f"| floor: two independent {N}-point data samples | "
-                 f"{', '.join(f'{w:.4f}' for w in floors)} | {statistics.median(floors):.4f} | |")
+        lines.append(
+            f"| {model} (`configs/toy/{model}.yaml`) | "
+            f"{', '.join(f'{w:.4f}' for w in w1s)} | **{statistics.median(w1s):.4f}** | "
+            f"{1000 * t:.0f} |"
+        )
+    lines.append(
+        f"| floor: two independent {N}-point data samples | "
+        f"{', '.join(f'{w:.4f}' for w in floors)} | {statistics.median(floors):.4f} | |"
+    )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

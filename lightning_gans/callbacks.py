@@ -62,8 +62,10 @@ class SamplePictures(L.Callback):
         x = torch.stack([val_set[i] for i in range(min(8, len(val_set)))])
         if x.dim() != 4:
             return {}
-        return {name: image_grid(imgs, nrow=8 if name == "interpolation" else 2)
-                for name, imgs in pl_module.extra_pictures(x).items()}
+        return {
+            name: image_grid(imgs, nrow=8 if name == "interpolation" else 2)
+            for name, imgs in pl_module.extra_pictures(x).items()
+        }
 
     def picture(self, trainer: L.Trainer, pl_module) -> Image.Image:
         samples = pl_module.sample(z=pl_module.fixed_z)
@@ -139,12 +141,14 @@ class TransportDistance(L.Callback):
                     dev = pl_module.device
                     m = pl_module.critic_metrics(critic(real.to(dev)), critic(fake.to(dev)))
                 if "critic_emd" in m:
-                    pl_module.log(f"{stage}/critic_emd_over_exact_w1",
-                                  m["critic_emd"].item() / w1)
+                    pl_module.log(f"{stage}/critic_emd_over_exact_w1", m["critic_emd"].item() / w1)
         else:
             import ot
 
-            sliced = ot.sliced_wasserstein_distance(real.flatten(1).double().numpy(),
-                                                    fake.flatten(1).double().numpy(),
-                                                    n_projections=128, seed=self.seed)
+            sliced = ot.sliced_wasserstein_distance(
+                real.flatten(1).double().numpy(),
+                fake.flatten(1).double().numpy(),
+                n_projections=128,
+                seed=self.seed,
+            )
             pl_module.log(f"{stage}/sliced_w1_lower_bound", float(sliced))

@@ -64,8 +64,10 @@ def resolve_checkpoint(path: str | None) -> Path | None:
     if p.is_dir():
         p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
     if not p.is_file():
-        raise ConfigError(f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
-                          "holding checkpoints/last.ckpt")
+        raise ConfigError(
+            f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
+            "holding checkpoints/last.ckpt"
+        )
     return p
 
 
@@ -79,8 +81,13 @@ class StepProgressBar(RichProgressBar):
 class OneLineErrorParser(LightningArgumentParser):
     """A bad flag or value ends with one line naming it, not a page of usage."""
 
-    NOISE = ("Given value", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>",
-             "Does not validate against any of the Union subtypes")
+    NOISE = (
+        "Given value",
+        "Subtypes:",
+        "Errors:",
+        "- Expected a <class 'NoneType'>",
+        "Does not validate against any of the Union subtypes",
+    )
 
     def error(self, message: str, ex: Exception | None = None):
         lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
@@ -118,8 +125,9 @@ class GANCLI(LightningCLI):
             self.run_dir = resume.parent.parent  # continue in the run's own directory
         else:
             model = config.model.class_path.rsplit(".", 1)[-1].lower()
-            self.run_dir = make_run_dir(config.run.root, config.run.name, model,
-                                        config.data.dataset)
+            self.run_dir = make_run_dir(
+                config.run.root, config.run.name, model, config.data.dataset
+            )
         config.trainer.default_root_dir = str(self.run_dir)
 
     def instantiate_trainer(self, **kwargs):

@@ -59,8 +59,9 @@ def mlp(
 class DCGANGenerator(nn.Module):
     """z (B, latent) -> image (B, C, size, size) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int, channels: int, size: int, width: int = 64,
-                 tanh: bool = True):
+    def __init__(
+        self, latent_dim: int, channels: int, size: int, width: int = 64, tanh: bool = True
+    ):
         super().__init__()
         n = _n_up(size)
         ch = width * 2 ** (n - 1)
@@ -117,8 +118,9 @@ class Squeeze(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def build_generator(data_shape: Sequence[int], latent_dim: int, width: int,
-                    tanh: bool = True) -> nn.Module:
+def build_generator(
+    data_shape: Sequence[int], latent_dim: int, width: int, tanh: bool = True
+) -> nn.Module:
     """z (B, latent) -> (B, *data_shape); images end in tanh unless ``tanh=False``."""
     if len(data_shape) == 1:
         return mlp(latent_dim, data_shape[0], hidden=width)

@@ -79,5 +79,7 @@ class LastCheckpoint(L.Callback):
             trainer.save_checkpoint(self.path)
             trainer.should_stop = True
             self.saved_step = trainer.global_step
-            rank_zero_info(f"preempted at generator step {trainer.global_step}: wrote {self.path}; "
-                           f"resume with `make train ... RESUME={self.path.parent.parent}`")
+            rank_zero_info(
+                f"preempted at generator step {trainer.global_step}: wrote {self.path}; "
+                f"resume with `make train ... RESUME={self.path.parent.parent}`"
+            )

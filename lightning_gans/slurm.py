@@ -40,14 +40,29 @@ srun {python} -m lightning_gans fit --config {config} \\
 """
 
 
-def render(config: str, nodes: int, gpus: int, time_limit: str, partition: str | None,
-           cpus: int, extra: list[str]) -> str:
+def render(
+    config: str,
+    nodes: int,
+    gpus: int,
+    time_limit: str,
+    partition: str | None,
+    cpus: int,
+    extra: list[str],
+) -> str:
     job = "lgans-" + Path(config).stem
     return TEMPLATE.format(
-        job=job, nodes=nodes, gpus=gpus, cpus=cpus, time=time_limit,
+        job=job,
+        nodes=nodes,
+        gpus=gpus,
+        cpus=cpus,
+        time=time_limit,
         partition=f"#SBATCH --partition={partition}\n" if partition else "",
-        logs=ROOT / "runs" / "slurm", repo=ROOT, python=sys.executable, config=config,
-        workers=max(1, cpus - 1), args="".join(f" {shlex.quote(a)}" for a in extra),
+        logs=ROOT / "runs" / "slurm",
+        repo=ROOT,
+        python=sys.executable,
+        config=config,
+        workers=max(1, cpus - 1),
+        args="".join(f" {shlex.quote(a)}" for a in extra),
     )
 
 
@@ -73,8 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         print(script, end="")
         return
     if shutil.which("sbatch") is None:
-        sys.exit("error: sbatch not found: run this on a SLURM login node, or add DRY_RUN=1 to "
-                 "print the script")
+        sys.exit(
+            "error: sbatch not found: run this on a SLURM login node, or add DRY_RUN=1 to "
+            "print the script"
+        )
     out = ROOT / "runs" / "slurm" / f"{Path(a.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(script)

@@ -58,8 +58,12 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(payload)
             if record.WhichOneof("record_type") == "history":
-                rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
-                             for item in record.history.item})
+                rows.append(
+                    {
+                        (item.key or "/".join(item.nested_key)): json.loads(item.value_json)
+                        for item in record.history.item
+                    }
+                )
     return rows
 
 

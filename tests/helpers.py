@@ -17,6 +17,13 @@ class DumpParams(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         out = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.pt"
-        torch.save({"start": self.start, "end": pl_module.state_dict(),
-                    "noise": self.first_noise, "world_size": trainer.world_size,
-                    "global_step": trainer.global_step}, out)
+        torch.save(
+            {
+                "start": self.start,
+                "end": pl_module.state_dict(),
+                "noise": self.first_noise,
+                "world_size": trainer.world_size,
+                "global_step": trainer.global_step,
+            },
+            out,
+        )

@@ -13,21 +13,48 @@ import torch.multiprocessing as mp
 from lightning_gans import WGANGP
 from tests.conftest import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
 
-DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-       "--trainer.callbacks+=tests.helpers.DumpParams", "--run.logger", "csv",
-       "--trainer.log_every_n_steps", "1"]
+DDP = [
+    "--trainer.strategy",
+    "ddp",
+    "--trainer.devices",
+    "2",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.callbacks+=tests.helpers.DumpParams",
+    "--run.logger",
+    "csv",
+    "--trainer.log_every_n_steps",
+    "1",
+]
 
 
-@pytest.mark.parametrize(("config", "tiny"), [
-    ("toy/gan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
-    ("toy/wgan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
-    ("wgan_gp", [*TINY_DIGITS, *TINY_GAN_DIGITS]),
-    ("toy/vae", [*TINY_TOY, *TINY_VAE]),
-])
+@pytest.mark.parametrize(
+    ("config", "tiny"),
+    [
+        ("toy/gan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
+        ("toy/wgan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
+        ("wgan_gp", [*TINY_DIGITS, *TINY_GAN_DIGITS]),
+        ("toy/vae", [*TINY_TOY, *TINY_VAE]),
+    ],
+)
 def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
-    proc = run_module("fit", "--config", f"configs/{config}.yaml", *tiny, *QUIET, *DDP,
-                      "--run.root", str(tmp_path), "--run.name", "run", "--trainer.max_steps", "4",
-                      "--run.sample_every", "2", env={"OMP_NUM_THREADS": "1"})
+    proc = run_module(
+        "fit",
+        "--config",
+        f"configs/{config}.yaml",
+        *tiny,
+        *QUIET,
+        *DDP,
+        "--run.root",
+        str(tmp_path),
+        "--run.name",
+        "run",
+        "--trainer.max_steps",
+        "4",
+        "--run.sample_every",
+        "2",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     r0, r1 = (torch.load(run / f"rank{r}.pt", weights_only=False) for r in (0, 1))
@@ -40,7 +67,9 @@ def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
     assert any(not torch.equal(r0["start"][k], r0["end"][k]) for k in r0["end"])  # it trained
     assert not torch.equal(r0["noise"], r1["noise"])  # while their noise differs
     assert sorted(p.name for p in (run / "samples").glob("step_*.png")) == [
-        "step_000002.png", "step_000004.png"]  # rank 0 alone writes pictures
+        "step_000002.png",
+        "step_000004.png",
+    ]  # rank 0 alone writes pictures
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert "train/" in header
 

@@ -18,35 +18,49 @@ from lightning_gans.preemption import AtomicCheckpointIO
 from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, cli_args
 
 # toy8 with 4096 points, batch 32, n_critic 5: 25 generator steps per epoch
-DETERMINISTIC = ["--trainer.deterministic", "true", "--trainer.val_check_interval", "10",
-                 "--trainer.limit_val_batches", "2"]
+DETERMINISTIC = [
+    "--trainer.deterministic",
+    "true",
+    "--trainer.val_check_interval",
+    "10",
+    "--trainer.limit_val_batches",
+    "2",
+]
 
 
 def weights(model) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize(("config", "k"), [("toy/wgan_gp", 12), ("toy/wgan_gp", 25),
-                                           ("toy/gan", 13), ("toy/vae", 12)])
+@pytest.mark.parametrize(
+    ("config", "k"), [("toy/wgan_gp", 12), ("toy/wgan_gp", 25), ("toy/gan", 13), ("toy/vae", 12)]
+)
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
     n = 30
-    full = build_cli(cli_args(tmp_path, config, *DETERMINISTIC, "--run.ckpt_every", str(k),
-                              steps=n), run=False)
+    full = build_cli(
+        cli_args(tmp_path, config, *DETERMINISTIC, "--run.ckpt_every", str(k), steps=n), run=False
+    )
     full.trainer.fit(full.model, full.datamodule)
     ckpt = tmp_path / "run" / "checkpoints" / f"step{k:06d}.ckpt"
     assert ckpt.exists()
 
-    resumed = build_cli(cli_args(tmp_path, config, *DETERMINISTIC, "--run.name", "resumed",
-                                 steps=n), run=False)
+    resumed = build_cli(
+        cli_args(tmp_path, config, *DETERMINISTIC, "--run.name", "resumed", steps=n), run=False
+    )
     resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(ckpt))
     assert resumed.trainer.global_step == n
     a, b = weights(full.model), weights(resumed.model)
-    assert all(torch.equal(a[key], b[key]) for key in a), [key for key in a
-                                                           if not torch.equal(a[key], b[key])]
+    assert all(torch.equal(a[key], b[key]) for key in a), [
+        key for key in a if not torch.equal(a[key], b[key])
+    ]
     opt_a = full.trainer.optimizers[-1].state_dict()["state"]
     opt_b = resumed.trainer.optimizers[-1].state_dict()["state"]
-    assert all(torch.equal(opt_a[i][s], opt_b[i][s]) for i in opt_a for s in opt_a[i]
-               if torch.is_tensor(opt_a[i][s]))
+    assert all(
+        torch.equal(opt_a[i][s], opt_b[i][s])
+        for i in opt_a
+        for s in opt_a[i]
+        if torch.is_tensor(opt_a[i][s])
+    )
 
 
 def test_resume_accepts_a_run_directory(tmp_path):
@@ -63,11 +77,30 @@ def test_resume_accepts_a_run_directory(tmp_path):
 
 
 def test_sigusr1_writes_checkpoint_exits_0_and_resumes(tmp_path):
-    args = [sys.executable, "-m", "lightning_gans", "fit", "--config", "configs/toy/wgan_gp.yaml",
-            *TINY_TOY, *TINY_GAN, *QUIET, "--run.root", str(tmp_path), "--run.name", "run",
-            "--run.logger", "csv", "--trainer.max_steps", "100000", "--run.ckpt_every", "100000"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "lightning_gans",
+        "fit",
+        "--config",
+        "configs/toy/wgan_gp.yaml",
+        *TINY_TOY,
+        *TINY_GAN,
+        *QUIET,
+        "--run.root",
+        str(tmp_path),
+        "--run.name",
+        "run",
+        "--run.logger",
+        "csv",
+        "--trainer.max_steps",
+        "100000",
+        "--run.ckpt_every",
+        "100000",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     metrics = tmp_path / "run" / "metrics.csv"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 200):
@@ -80,9 +113,13 @@ def test_sigusr1_writes_checkpoint_exits_0_and_resumes(tmp_path):
     step = torch.load(last, weights_only=False)["global_step"]
     assert step > 0
 
-    resumed = subprocess.run([*args[:-4], "--trainer.max_steps", str(step + 3),
-                              "--ckpt_path", str(tmp_path / "run")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*args[:-4], "--trainer.max_steps", str(step + 3), "--ckpt_path", str(tmp_path / "run")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert torch.load(last, weights_only=False)["global_step"] == step + 3
 
@@ -107,9 +144,22 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypa
 def test_non_finite_loss_exit_code_and_message(tmp_path):
     from tests.conftest import run_module
 
-    proc = run_module("fit", "--config", "configs/toy/wgan_gp.yaml", *TINY_TOY, *TINY_GAN, *QUIET,
-                      "--run.root", str(tmp_path), "--run.logger", "csv", "--trainer.max_steps",
-                      "5", "--model.lr", "1e30")
+    proc = run_module(
+        "fit",
+        "--config",
+        "configs/toy/wgan_gp.yaml",
+        *TINY_TOY,
+        *TINY_GAN,
+        *QUIET,
+        "--run.root",
+        str(tmp_path),
+        "--run.logger",
+        "csv",
+        "--trainer.max_steps",
+        "5",
+        "--model.lr",
+        "1e30",
+    )
     assert proc.returncode == 1
     assert "error: non-finite loss at generator step" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -8,18 +8,38 @@ from tests.conftest import QUIET, ROOT, cli_args
 
 
 def test_make_slurm_dry_run_prints_a_requeueing_script():
-    proc = subprocess.run(["make", "slurm", "MODEL=wgan_gp", "NODES=2", "GPUS=4", "DRY_RUN=1",
-                           "TIME=01:00:00", "PARTITION=gpu", "ARGS=--trainer.max_steps 7"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "make",
+            "slurm",
+            "MODEL=wgan_gp",
+            "NODES=2",
+            "GPUS=4",
+            "DRY_RUN=1",
+            "TIME=01:00:00",
+            "PARTITION=gpu",
+            "ARGS=--trainer.max_steps 7",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout
-    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:4",
-                 "#SBATCH --signal=SIGUSR1@90", "#SBATCH --requeue", "#SBATCH --time=01:00:00",
-                 "#SBATCH --partition=gpu"):
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gres=gpu:4",
+        "#SBATCH --signal=SIGUSR1@90",
+        "#SBATCH --requeue",
+        "#SBATCH --time=01:00:00",
+        "#SBATCH --partition=gpu",
+    ):
         assert line in script.splitlines()
     srun = next(ln for ln in script.splitlines() if ln.startswith("srun "))
     assert "-m lightning_gans fit --config configs/wgan_gp.yaml" in srun  # python, no make
-    command = script[script.index("srun "):]
+    command = script[script.index("srun ") :]
     assert "--trainer.devices 4 --trainer.num_nodes 2" in command
     assert "--trainer.strategy ddp" in command and "--trainer.max_steps 7" in command
 
@@ -29,17 +49,35 @@ def test_cli_under_slurm_sees_world_size_and_rank(tmp_path, monkeypatch):
 
     from lightning_gans.cli import build_cli
 
-    env = {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NAME": "lgans-wgan",
-           "SLURM_JOB_ID": "4242", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
-           "SLURM_NODEID": "1", "SLURM_NODELIST": "node[1-2]", "SLURM_JOB_NUM_NODES": "2"}
+    env = {
+        "SLURM_NTASKS": "4",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_JOB_NAME": "lgans-wgan",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "1",
+        "SLURM_NODELIST": "node[1-2]",
+        "SLURM_JOB_NUM_NODES": "2",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("LIGHTNING_GANS_RUN_DIR", raising=False)
-    args = cli_args(tmp_path, "toy/wgan", *QUIET, "--trainer.strategy", "ddp",
-                    "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-                    "--trainer.num_nodes", "2")
+    args = cli_args(
+        tmp_path,
+        "toy/wgan",
+        *QUIET,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.num_nodes",
+        "2",
+    )
     i = args.index("--run.name")
-    del args[i:i + 2]  # the run directory is named after the SLURM job, stable across requeues
+    del args[i : i + 2]  # the run directory is named after the SLURM job, stable across requeues
     cli = build_cli(args, run=False)
     assert isinstance(cli.trainer._accelerator_connector.cluster_environment, SLURMEnvironment)
     assert cli.trainer.world_size == 4

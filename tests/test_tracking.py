@@ -1,4 +1,4 @@
-"""W&B tracking and the EMD estimate checked against exact optimal transport (THEORY.md 5, 10, 11)."""
+"""W&B tracking; the EMD estimate checked against exact optimal transport (items 5, 10, 11)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,98 @@ from lightning_gans import WGAN, WGANGP
 from lightning_gans.losses import critic_emd
 from lightning_gans.tracking import wandb_mode
 from lightning_gans.wandb_reader import logged_images, read_history
-from tests.conftest import QUIET, ROOT, TINY_DIGITS, TINY_GAN, TINY_GAN_DIGITS, TINY_TOY, \
-    TINY_VAE, run_module
+from tests.conftest import (
+    QUIET,
+    ROOT,
+    TINY_DIGITS,
+    TINY_GAN,
+    TINY_GAN_DIGITS,
+    TINY_TOY,
+    TINY_VAE,
+    run_module,
+)
 
-SHORT = [*QUIET, "--trainer.max_steps", "6", "--trainer.val_check_interval", "3",
-         "--trainer.log_every_n_steps", "2", "--trainer.limit_val_batches", "2",
-         "--run.w1_points", "200", "--run.sample_every", "3", "--run.logger", "wandb"]
-COMMON = ["train/g_loss", "train/d_loss", "val/grad_norm_real_mean", "val/grad_norm_fake_max",
-          "val/grad_norm_interp_mean"]
+SHORT = [
+    *QUIET,
+    "--trainer.max_steps",
+    "6",
+    "--trainer.val_check_interval",
+    "3",
+    "--trainer.log_every_n_steps",
+    "2",
+    "--trainer.limit_val_batches",
+    "2",
+    "--run.w1_points",
+    "200",
+    "--run.sample_every",
+    "3",
+    "--run.logger",
+    "wandb",
+]
+COMMON = [
+    "train/g_loss",
+    "train/d_loss",
+    "val/grad_norm_real_mean",
+    "val/grad_norm_fake_max",
+    "val/grad_norm_interp_mean",
+]
 CASES = {
-    "toy/wgan_gp": ([*TINY_TOY, *TINY_GAN], [*COMMON, "train/critic_emd", "val/critic_emd",
-                    "train/gradient_penalty", "val/exact_w1", "val/critic_emd_over_exact_w1"]),
-    "toy/wgan": ([*TINY_TOY, *TINY_GAN], [*COMMON, "train/critic_emd", "val/critic_emd",
-                 "train/clip_fraction", "val/exact_w1", "val/critic_emd_over_exact_w1"]),
-    "gan": ([*TINY_DIGITS, *TINY_GAN_DIGITS], [*COMMON, "train/d_real", "val/d_fake",
-            "val/sliced_w1_lower_bound"]),
-    "vae": ([*TINY_DIGITS, *TINY_VAE, "--model.iw_samples", "2"],
-            ["train/elbo", "train/kl", "train/recon", "train/bpd", "val/elbo", "val/iw_bound",
-             "val/iw_bpd", "val/sliced_w1_lower_bound"]),
+    "toy/wgan_gp": (
+        [*TINY_TOY, *TINY_GAN],
+        [
+            *COMMON,
+            "train/critic_emd",
+            "val/critic_emd",
+            "train/gradient_penalty",
+            "val/exact_w1",
+            "val/critic_emd_over_exact_w1",
+        ],
+    ),
+    "toy/wgan": (
+        [*TINY_TOY, *TINY_GAN],
+        [
+            *COMMON,
+            "train/critic_emd",
+            "val/critic_emd",
+            "train/clip_fraction",
+            "val/exact_w1",
+            "val/critic_emd_over_exact_w1",
+        ],
+    ),
+    "gan": (
+        [*TINY_DIGITS, *TINY_GAN_DIGITS],
+        [*COMMON, "train/d_real", "val/d_fake", "val/sliced_w1_lower_bound"],
+    ),
+    "vae": (
+        [*TINY_DIGITS, *TINY_VAE, "--model.iw_samples", "2"],
+        [
+            "train/elbo",
+            "train/kl",
+            "train/recon",
+            "train/bpd",
+            "val/elbo",
+            "val/iw_bound",
+            "val/iw_bpd",
+            "val/sliced_w1_lower_bound",
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize("config", list(CASES))
 def test_offline_wandb_history_holds_the_keys(tmp_path, config):
     tiny, keys = CASES[config]
-    proc = run_module("fit", "--config", f"configs/{config}.yaml", *tiny, *SHORT,
-                      "--run.root", str(tmp_path), "--run.name", "run")
+    proc = run_module(
+        "fit",
+        "--config",
+        f"configs/{config}.yaml",
+        *tiny,
+        *SHORT,
+        "--run.root",
+        str(tmp_path),
+        "--run.name",
+        "run",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     history = read_history(tmp_path / "run")
     logged = {k for row in history for k in row}
@@ -60,9 +126,22 @@ def test_offline_wandb_history_holds_the_keys(tmp_path, config):
 def test_unreachable_wandb_server_falls_back_offline(tmp_path):
     env = {"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     start = time.time()
-    proc = run_module("fit", "--config", "configs/toy/wgan.yaml", *TINY_TOY, *TINY_GAN, *QUIET,
-                      "--trainer.max_steps", "3", "--run.root", str(tmp_path), "--run.name", "run",
-                      env=env, timeout=240)
+    proc = run_module(
+        "fit",
+        "--config",
+        "configs/toy/wgan.yaml",
+        *TINY_TOY,
+        *TINY_GAN,
+        *QUIET,
+        "--trainer.max_steps",
+        "3",
+        "--run.root",
+        str(tmp_path),
+        "--run.name",
+        "run",
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.time() - start < 120
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))

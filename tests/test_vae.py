@@ -24,8 +24,11 @@ def test_likelihoods_follow_item_17():
     x = torch.rand(5, 1, 32, 32) * 2 - 1
     out = torch.randn(5, 1, 32, 32)
     bern = VAE(data_shape=(1, 32, 32), likelihood="bernoulli", width=8)
-    expected = -torch.nn.functional.binary_cross_entropy_with_logits(
-        out, (x + 1) / 2, reduction="none").flatten(1).sum(1)
+    expected = (
+        -torch.nn.functional.binary_cross_entropy_with_logits(out, (x + 1) / 2, reduction="none")
+        .flatten(1)
+        .sum(1)
+    )
     assert torch.allclose(bern.log_likelihood(x, out), expected)
     gauss = VAE(data_shape=(1, 32, 32), likelihood="gaussian", sigma=0.5, width=8)
     normal = torch.distributions.Normal(out, 0.5).log_prob(x).flatten(1).sum(1)
@@ -45,8 +48,18 @@ def read_metrics(path):
 
 
 def test_short_fit_improves_validation_elbo_and_iw_bounds(fit_run, tmp_path):
-    cli = fit_run("toy/vae", "--trainer.val_check_interval", "40", "--model.width", "64",
-                  "--data.batch_size", "128", "--model.iw_samples", "8", steps=120)
+    cli = fit_run(
+        "toy/vae",
+        "--trainer.val_check_interval",
+        "40",
+        "--model.width",
+        "64",
+        "--data.batch_size",
+        "128",
+        "--model.iw_samples",
+        "8",
+        steps=120,
+    )
     rows = [r for r in read_metrics(tmp_path / "run" / "metrics.csv") if r.get("val/elbo")]
     elbos = [float(r["val/elbo"]) for r in rows]
     assert len(elbos) == 3 and elbos[-1] > elbos[0]  # the validation ELBO improves
@@ -56,8 +69,10 @@ def test_short_fit_improves_validation_elbo_and_iw_bounds(fit_run, tmp_path):
     model, data = cli.model.eval(), cli.datamodule.val_set.x[:1024]
     torch.manual_seed(0)
     elbo = torch.stack([model.elbo_terms(b)["elbo"] for b in data.split(256)]).mean()
-    bounds = {k: torch.cat([model.iw_bound(b, k) for b in data.split(256)]).mean().item()
-              for k in (1, 5, 50)}
+    bounds = {
+        k: torch.cat([model.iw_bound(b, k) for b in data.split(256)]).mean().item()
+        for k in (1, 5, 50)
+    }
     assert bounds[1] == pytest.approx(elbo.item(), abs=0.1)  # k = 1 is the ELBO estimate
     assert bounds[1] <= bounds[5] + 1e-3 <= bounds[50] + 2e-3  # non-decreasing in k
     assert bounds[50] > elbo.item()
@@ -66,8 +81,11 @@ def test_short_fit_improves_validation_elbo_and_iw_bounds(fit_run, tmp_path):
 def test_digits_fit_writes_reconstructions_and_samples(fit_run, tmp_path):
     cli = fit_run("vae", "--model.width", "8", "--model.iw_samples", "2", steps=3)
     names = sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))
-    assert names == ["interpolation_step_000003.png", "reconstructions_step_000003.png",
-                     "step_000003.png"]
+    assert names == [
+        "interpolation_step_000003.png",
+        "reconstructions_step_000003.png",
+        "step_000003.png",
+    ]
     x = cli.model.sample(4)
     assert x.shape == (4, 1, 32, 32) and x.min() >= -1 and x.max() <= 1
     loaded = VAE.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")

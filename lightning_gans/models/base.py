@@ -182,17 +182,27 @@ class AdversarialModule(GenerativeModule):
         fake = self.generator(self.randn(len(batch), self.latent_dim, noise=noise))
         m = self.critic_metrics(self.critic(batch), self.critic(fake))
         stage = self.eval_stage
-        self.log_dict({f"{stage}/{k}": v for k, v in m.items()}, sync_dist=True,
-                      batch_size=len(batch))
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in m.items()}, sync_dist=True, batch_size=len(batch)
+        )
         # Lipschitz diagnostics: ||grad_x f|| at real, generated and interpolated points
         x_hat = interpolate(batch, fake, self.rand(len(batch), noise=noise))
         with torch.enable_grad():
             for name, x in (("real", batch), ("fake", fake), ("interp", x_hat)):
                 norms = input_grad_norm(self.critic, x)
-                self.log(f"{stage}/grad_norm_{name}_mean", norms.mean(), sync_dist=True,
-                         batch_size=len(batch))
-                self.log(f"{stage}/grad_norm_{name}_max", norms.max(), reduce_fx="max",
-                         sync_dist=True, batch_size=len(batch))
+                self.log(
+                    f"{stage}/grad_norm_{name}_mean",
+                    norms.mean(),
+                    sync_dist=True,
+                    batch_size=len(batch),
+                )
+                self.log(
+                    f"{stage}/grad_norm_{name}_max",
+                    norms.max(),
+                    reduce_fx="max",
+                    sync_dist=True,
+                    batch_size=len(batch),
+                )
 
     test_step = validation_step  # the same figures on the test split, logged as test/...
 

@@ -51,8 +51,9 @@ class VAE(GenerativeModule):
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
         if likelihood == "bernoulli" and len(data_shape) == 1:
-            raise ConfigError("likelihood 'bernoulli' needs images in [0, 1]; use 'gaussian' "
-                              "for 2-D data")
+            raise ConfigError(
+                "likelihood 'bernoulli' needs images in [0, 1]; use 'gaussian' for 2-D data"
+            )
         super().__init__(data_shape, latent_dim, seed)
         self.save_hyperparameters()
         self.encoder = build_critic(self.data_shape, width, "none", d_out=2 * latent_dim)
@@ -65,8 +66,9 @@ class VAE(GenerativeModule):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
         return mu, logvar
 
-    def reparameterize(self, mu: Tensor, logvar: Tensor, noise: torch.Generator | None = None
-                       ) -> Tensor:
+    def reparameterize(
+        self, mu: Tensor, logvar: Tensor, noise: torch.Generator | None = None
+    ) -> Tensor:
         """z = mu + sigma * eps (item 15)."""
         eps = torch.randn(mu.shape, generator=noise, device=mu.device, dtype=mu.dtype)
         return mu + (0.5 * logvar).exp() * eps
@@ -124,16 +126,23 @@ class VAE(GenerativeModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         terms = self.elbo_terms(batch, self.step_noise())
         self.check_finite(loss=terms["loss"])
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True,
-                      sync_dist=True, batch_size=len(batch))
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in terms.items()},
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=len(batch),
+        )
         return terms["loss"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         terms = self.elbo_terms(batch)
         iw = self.iw_bound(batch, self.hparams.iw_samples).mean()
         terms |= {"iw_bound": iw, "iw_bpd": -iw / (self.n_dims * math.log(2))}
-        self.log_dict({f"{self.eval_stage}/{k}": v for k, v in terms.items()}, sync_dist=True,
-                      batch_size=len(batch))
+        self.log_dict(
+            {f"{self.eval_stage}/{k}": v for k, v in terms.items()},
+            sync_dist=True,
+            batch_size=len(batch),
+        )
 
     test_step = validation_step
 
