@@ -116,6 +116,13 @@ class AdversarialModule(GenerativeModule):
     def decode(self, z: Tensor) -> Tensor:
         return self.generator(z)
 
+    def optimizer_pair(self, cls: type[torch.optim.Optimizer], **kwargs) -> list:
+        """[generator optimizer, critic optimizer] of one kind with the same settings, the order
+        ``training_step`` expects. Betas become floats: torch rejects mixed (0, 0.9)."""
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
+        return [cls(self.generator.parameters(), **kwargs), cls(self.critic.parameters(), **kwargs)]
+
     # --- the losses: one pair per algorithm ---------------------------------------------------
 
     def critic_loss(

@@ -36,11 +36,7 @@ class WGAN(AdversarialModule):
         self.save_hyperparameters()
 
     def configure_optimizers(self):
-        lr = self.hparams.lr
-        return [
-            torch.optim.RMSprop(self.generator.parameters(), lr=lr),
-            torch.optim.RMSprop(self.critic.parameters(), lr=lr),
-        ]
+        return self.optimizer_pair(torch.optim.RMSprop, lr=self.hparams.lr)
 
     def critic_loss(self, real: Tensor, fake: Tensor, noise: torch.Generator):
         emd = critic_emd(self.critic(real), self.critic(fake))

@@ -45,11 +45,7 @@ class WGANGP(AdversarialModule):
         self.save_hyperparameters()
 
     def configure_optimizers(self):
-        lr, betas = self.hparams.lr, tuple(float(b) for b in self.hparams.betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
-            torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas),
-        ]
+        return self.optimizer_pair(torch.optim.Adam, lr=self.hparams.lr, betas=self.hparams.betas)
 
     def critic_loss(self, real: Tensor, fake: Tensor, noise: torch.Generator):
         emd = critic_emd(self.critic(real), self.critic(fake))
