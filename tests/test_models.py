@@ -95,10 +95,7 @@ class LSGAN(AdversarialModule):
         self.save_hyperparameters()
 
     def configure_optimizers(self):
-        return [
-            torch.optim.Adam(self.generator.parameters(), self.hparams.lr, betas=(0.5, 0.999)),
-            torch.optim.Adam(self.critic.parameters(), self.hparams.lr, betas=(0.5, 0.999)),
-        ]
+        return self.optimizer_pair(torch.optim.Adam, lr=self.hparams.lr, betas=(0.5, 0.999))
 
     def critic_loss(self, real, fake, noise):
         f_real, f_fake = self.critic(real), self.critic(fake)
