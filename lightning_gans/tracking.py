@@ -18,19 +18,24 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning_gans.errors import ConfigError
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
-RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"  # hands rank 0's run directory to the DDP children
+RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"  # "<pid>:<dir>": rank 0's run directory for its children
 
 
 def make_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
     """``<root>/<name>``; by default ``<model>-<dataset>-<SLURM job id or timestamp>``, so a
     requeued SLURM job finds its own directory again (PITFALLS 20)."""
-    if os.environ.get(RUN_DIR_ENV) and "LOCAL_RANK" in os.environ:  # a DDP child of this run
-        return Path(os.environ[RUN_DIR_ENV])
+    parent, _, inherited = os.environ.get(RUN_DIR_ENV, "").partition(":")
+    if inherited and parent == str(os.getppid()):  # a DDP child started by rank 0 of this run
+        return Path(inherited)
     if not name:
-        tag = os.environ.get("SLURM_JOB_ID") or time.strftime("%Y%m%d-%H%M%S")
+        tag = (
+            os.environ.get("SLURM_JOB_ID")
+            or os.environ.get("TORCHELASTIC_RUN_ID")
+            or time.strftime("%Y%m%d-%H%M%S")
+        )
         name = f"{model}-{dataset}-{tag}"
     path = Path(root) / name
-    os.environ[RUN_DIR_ENV] = str(path)
+    os.environ[RUN_DIR_ENV] = f"{os.getpid()}:{path}"
     return path
 
 

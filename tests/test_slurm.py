@@ -62,7 +62,11 @@ def test_cli_under_slurm_sees_world_size_and_rank(tmp_path, monkeypatch):
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # Lightning writes these process-wide: undo afterwards
     monkeypatch.delenv("LIGHTNING_GANS_RUN_DIR", raising=False)
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     args = cli_args(
         tmp_path,
         "toy/wgan",
