@@ -2,7 +2,7 @@
 correlation between ``val/critic_emd`` (the critic's estimate on held-out data) and
 ``val/exact_w1`` (exact optimal transport, POT) across the run's evaluation points.
 
-    python benchmarks/emd_tracking.py [--steps 1000] [--every 50]      (make bench-emd)
+    python benchmarks/emd_tracking.py [--steps 600] [--every 30]      (make bench-emd)
 
 Writes benchmarks/emd_tracking.md and benchmarks/emd_tracking.png.
 """
@@ -68,8 +68,8 @@ def run(model: str, steps: int, every: int, root: str) -> dict[str, np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--every", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--every", type=int, default=30)
     args = ap.parse_args()
     import matplotlib
 

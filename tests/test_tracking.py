@@ -214,3 +214,12 @@ def test_wgan_clip_critic_estimate_is_proportional_to_theta():
         estimates[theta] = train_critic_alone(model, opt, theta, steps=400)
     assert estimates[2.0] / estimates[1.0] == pytest.approx(2.0, rel=0.2)
     assert 0 < estimates[1.0] < 0.1 * 1.0 and estimates[2.0] < 0.1 * 2.0  # K unknown and small
+
+
+def test_a_run_directory_keeps_one_wandb_run_id(tmp_path):
+    from lightning_gans.tracking import wandb_run_id
+
+    first = wandb_run_id(tmp_path / "run")
+    assert wandb_run_id(tmp_path / "run") == first  # a resumed or requeued run continues it
+    assert (tmp_path / "run" / "wandb_run_id").read_text() == first
+    assert wandb_run_id(tmp_path / "other") != first
