@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 from lightning_gans.cli import build_cli  # noqa: E402
 
 
-def run(model: str, steps: int, every: int, root: str) -> dict[str, np.ndarray]:
+def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict[str, np.ndarray]:
     cli = build_cli(
         [
+            *extra,
             "--config",
             str(ROOT / "configs" / "toy" / f"{model}.yaml"),
             "--trainer.max_steps",
@@ -70,7 +71,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--every", type=int, default=30)
+    ap.add_argument("--gp-lambda", type=float, default=None, help="override the toy config's 0.1")
     args = ap.parse_args()
+    extra = {"wgan_gp": [], "wgan": []}
+    suffix = ""
+    if args.gp_lambda is not None:
+        extra["wgan_gp"] = ["--model.gp_lambda", str(args.gp_lambda)]
+        suffix = f"_lambda{args.gp_lambda:g}"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,13 +86,14 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as root:
         for model in ("wgan_gp", "wgan"):
-            results[model] = run(model, args.steps, args.every, root)
+            results[model] = run(model, args.steps, args.every, root, extra[model])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     lines = [
         f"# Does the critic's EMD estimate track the true W1? ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `python benchmarks/emd_tracking.py --steps {args.steps} --every "
-        f"{args.every}` (`make bench-emd`); toy8 configs, torch {torch.__version__}, CPU.",
+        f"{args.every}{' --gp-lambda ' + format(args.gp_lambda, 'g') if suffix else ''}` "
+        f"(`make bench-emd`); toy8 configs, torch {torch.__version__}, CPU.",
         "",
         "Pearson r between `val/critic_emd` (critic on 2,048 held-out points vs fresh "
         "samples) and `val/exact_w1` (POT, 2,000 samples vs 2,000 held-out points) across "
@@ -106,14 +114,14 @@ def main() -> None:
         ax.legend(loc="upper right") if model == "wgan_gp" else twin.legend(loc="center right")
     lines += [
         "",
-        "![EMD estimate against exact W1](emd_tracking.png)",
+        f"![EMD estimate against exact W1](emd_tracking{suffix}.png)",
         "",
         "The WGAN-clip estimate is on its own axis: its critic is K-Lipschitz for an unknown "
         "K, so only its shape, not its scale, can track W1 (THEORY.md item 11).",
     ]
     fig.tight_layout()
-    fig.savefig(ROOT / "benchmarks" / "emd_tracking.png")
-    (ROOT / "benchmarks" / "emd_tracking.md").write_text("\n".join(lines) + "\n")
+    fig.savefig(ROOT / "benchmarks" / f"emd_tracking{suffix}.png")
+    (ROOT / "benchmarks" / f"emd_tracking{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
