@@ -25,7 +25,8 @@ def make_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
     """``<root>/<name>``; by default ``<model>-<dataset>-<SLURM job id or timestamp>``, so a
     requeued SLURM job finds its own directory again (PITFALLS 20)."""
     parent, _, inherited = os.environ.get(RUN_DIR_ENV, "").partition(":")
-    if inherited and parent == str(os.getppid()):  # a DDP child started by rank 0 of this run
+    child = os.environ.get("LOCAL_RANK", "0") != "0" and parent == str(os.getppid())
+    if inherited and child:  # a DDP process started by rank 0 of this very run
         return Path(inherited)
     if not name:
         tag = (
