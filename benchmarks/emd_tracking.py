@@ -28,7 +28,6 @@ from lightning_gans.cli import build_cli  # noqa: E402
 def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict[str, np.ndarray]:
     cli = build_cli(
         [
-            *extra,
             "--config",
             str(ROOT / "configs" / "toy" / f"{model}.yaml"),
             "--trainer.max_steps",
@@ -55,6 +54,7 @@ def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict
             str(steps),
             "--run.w1_points",
             "2000",
+            *extra,  # after --config: the model's class must be known first
         ],
         run=False,
     )
