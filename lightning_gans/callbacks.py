@@ -26,7 +26,6 @@ class SamplePictures(L.Callback):
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.last_step = -1
-        self.written: list[Path] = []
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
         step = trainer.global_step
@@ -48,7 +47,6 @@ class SamplePictures(L.Callback):
             prefix = "" if name == "samples" else f"{name}_"
             path = self.dirpath / f"{prefix}step_{step:06d}.png"
             picture.save(path)
-            self.written.append(path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for name, picture in pictures.items():
