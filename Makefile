@@ -15,7 +15,8 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep \
+	classifier fetch-weights eval sample bench check-ckpt
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -48,6 +49,29 @@ lint: install ## ruff check and format check
 format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+DATASET    ?= digits
+IMAGE_SIZE ?= 32
+N          ?=
+OUT        ?= samples.png
+FEATURES   ?= domain
+check-ckpt:
+	@test -n "$(CKPT)" || { echo "CKPT is required: make $(MAKECMDGOALS) CKPT=runs/<run> (a run directory or a .ckpt file)" >&2; exit 2; }
+
+classifier: install ## train the domain-FID classifier: DATASET=digits [IMAGE_SIZE=32]
+	$(PY) -m lightning_gans.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
+
+fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
+	$(PY) -c "from lightning_gans.features import fetch_inception; print(fetch_inception())"
+
+eval: check-ckpt install ## FID/KID (images), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception]
+	$(PY) -m lightning_gans.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES)
+
+sample: check-ckpt install ## sample grid + interpolation strip: CKPT=<run or .ckpt> [N=64] [OUT=samples.png]
+	$(PY) -m lightning_gans.sample $(CKPT) $(if $(N),--n $(N),) --out $(OUT)
+
+bench: install ## Lightning vs a plain PyTorch loop: ms/iteration and quality -> benchmarks/results.md (~10 min)
+	$(PY) benchmarks/bench.py
 
 bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
 	$(PY) benchmarks/toy_w1.py

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from lightning_gans.data import first_n
 from lightning_gans.pictures import image_grid, scatter_2d
 from lightning_gans.theory import wasserstein1
 
@@ -122,11 +123,8 @@ class TransportDistance(L.Callback):
         val_set = getattr(trainer.datamodule, split, None)
         if trainer.sanity_checking or val_set is None or self.n_points <= 0:
             return
-        n = min(self.n_points, len(val_set))
-        if hasattr(val_set, "x"):
-            real = val_set.x[:n]
-        else:
-            real = torch.stack([val_set[i] for i in range(n)])
+        real = first_n(val_set, self.n_points)
+        n = len(real)
         noise = torch.Generator().manual_seed(self.seed)
         z = torch.randn(n, pl_module.latent_dim, generator=noise)
         fake = pl_module.sample(z=z).float().cpu()
@@ -150,3 +148,40 @@ class TransportDistance(L.Callback):
                 seed=self.seed,
             )
             pl_module.log(f"{stage}/sliced_w1_lower_bound", float(sliced))
+
+
+class PeriodicImageQuality(L.Callback):
+    """Every ``every_n_steps`` generator steps, FID and KID of ``n_samples`` samples against the
+    held-out split, logged as ``val/domain_fid``, ``val/domain_kid`` (or Inception's ``val/fid``,
+    ``val/kid``). The reference features are computed once, at setup. Images only."""
+
+    def __init__(self, every_n_steps: int, n_samples: int = 1000, features: str = "domain"):
+        self.every = every_n_steps
+        self.n = n_samples
+        self.features = features
+        self.quality = None
+
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        data = trainer.datamodule
+        if stage != "fit" or self.every <= 0 or len(pl_module.data_shape) != 3:
+            return
+        from lightning_gans.fid import ImageQuality
+
+        data.setup(stage)
+        h = data.hparams
+        self.quality = ImageQuality(
+            self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
+        )
+        self.quality.set_real(first_n(data.val_set, self.n))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
+        if self.quality is None or trainer.global_step % self.every:
+            return
+        z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
+        self.quality.device = pl_module.device
+        self.quality.net.to(pl_module.device)
+        scores = self.quality(None, pl_module.sample(z=z))
+        # straight to the loggers: self.log from a train-batch hook would be dropped unless the
+        # step happened to be a multiple of log_every_n_steps
+        for logger in trainer.loggers:
+            logger.log_metrics({f"val/{k}": v for k, v in scores.items()}, trainer.global_step)

@@ -19,7 +19,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichP
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans.callbacks import SamplePictures, TransportDistance, finish_wandb
+from lightning_gans.callbacks import (
+    PeriodicImageQuality,
+    SamplePictures,
+    TransportDistance,
+    finish_wandb,
+)
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError
 from lightning_gans.models.base import GenerativeModule, NonFiniteLossError
@@ -42,6 +47,10 @@ class RunOptions:
         sample_every: generator steps between sample pictures (0: only at the end).
         w1_points: points for ``val/exact_w1`` (2-D data) or ``val/sliced_w1_lower_bound``.
         ckpt_every: generator steps between kept checkpoints (``last.ckpt`` is kept as well).
+        fid_every: generator steps between FID/KID evaluations (0: off; images only).
+        fid_samples: samples (and held-out images) per FID/KID evaluation.
+        fid_features: ``domain`` (offline; ``make classifier`` first) or ``inception``
+            (``make fetch-weights`` first).
     """
 
     name: str | None = None
@@ -54,6 +63,9 @@ class RunOptions:
     sample_every: int = 500
     w1_points: int = 2000
     ckpt_every: int = 1000
+    fid_every: int = 0
+    fid_samples: int = 1000
+    fid_features: str = "domain"
 
 
 def resolve_checkpoint(path: str | None) -> Path | None:
@@ -145,11 +157,13 @@ class GANCLI(LightningCLI):
             every_n_train_steps=run.ckpt_every,
             save_top_k=-1,
             save_last=True,
+            enable_version_counter=False,  # LastCheckpoint writes last.ckpt too: no last-v1.ckpt
         )
         user = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         last = LastCheckpoint(str(self.run_dir / "checkpoints" / "last.ckpt"))
         transport = TransportDistance(run.w1_points)
-        kwargs["callbacks"] = [*user, self.samples, self.checkpoints, last, transport]
+        quality = PeriodicImageQuality(run.fid_every, run.fid_samples, run.fid_features)
+        kwargs["callbacks"] = [*user, self.samples, self.checkpoints, last, transport, quality]
         if not config.trainer.plugins:
             kwargs["plugins"] = [AtomicCheckpointIO()]
         if config.trainer.enable_progress_bar is not False:

@@ -37,6 +37,14 @@ class TensorSet(Dataset):
         return self.x[idx]
 
 
+def first_n(dataset: Dataset, n: int) -> torch.Tensor:
+    """The first n samples of a split (all of it if shorter), stacked: a fixed reference set."""
+    n = min(n, len(dataset))  # type: ignore[arg-type]
+    if isinstance(dataset, TensorSet):
+        return dataset.x[:n]
+    return torch.stack([dataset[i] for i in range(n)])
+
+
 def collate(batch: Any) -> torch.Tensor:
     return batch if isinstance(batch, torch.Tensor) else torch.stack(batch)
 

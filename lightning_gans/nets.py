@@ -50,6 +50,9 @@ def mlp(
     layers: list[nn.Module] = []
     for i in range(depth):
         layers += [nn.Linear(d_in if i == 0 else hidden, hidden), *_norm1d(norm, hidden), nn.ReLU()]
+    # PyTorch's default initialisation. The TF toy code's He-uniform init (gan_toy.py, tflib) was
+    # measured and left out: toy8 WGAN-GP W1 after 2,000 iterations rose from 0.105 / 0.084 to
+    # 0.132 / 0.192 (seeds 0 / 1).
     return nn.Sequential(*layers, nn.Linear(hidden, d_out))
 
 
@@ -118,24 +121,48 @@ class Squeeze(nn.Module):
         return self.net(x).squeeze(1)
 
 
+ARCHS = ("dcgan", "resnet")
+
+
+def check_arch(arch: str, norm: str = "none") -> None:
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
+    if arch == "resnet" and norm != "none":
+        raise ConfigError(
+            f"the ResNet critic has no normalisation: critic_norm {norm!r}; valid: none"
+        )
+
+
 def build_generator(
-    data_shape: Sequence[int], latent_dim: int, width: int, tanh: bool = True
+    data_shape: Sequence[int], latent_dim: int, width: int, tanh: bool = True, arch: str = "dcgan"
 ) -> nn.Module:
     """z (B, latent) -> (B, *data_shape); images end in tanh unless ``tanh=False``."""
+    check_arch(arch)
     if len(data_shape) == 1:
         return mlp(latent_dim, data_shape[0], hidden=width)
     c, h, _ = data_shape
+    if arch == "resnet":
+        from lightning_gans.nets_resnet import ResNetGenerator
+
+        _n_up(h)
+        return ResNetGenerator(latent_dim, c, h, width)
     return DCGANGenerator(latent_dim, c, h, width, tanh)
 
 
 def build_critic(
-    data_shape: Sequence[int], width: int, norm: str = "none", d_out: int = 1
+    data_shape: Sequence[int], width: int, norm: str = "none", d_out: int = 1, arch: str = "dcgan"
 ) -> nn.Module:
     """A critic (WGAN) or discriminator (GAN) returning (B,) scores, or (B, d_out) if d_out > 1."""
     check_norm(norm)
+    check_arch(arch, norm if len(data_shape) == 3 else "none")
     if len(data_shape) == 1:
         net = mlp(data_shape[0], d_out, hidden=width, norm=norm)
     else:
         c, h, _ = data_shape
+        if arch == "resnet":
+            from lightning_gans.nets_resnet import ResNetCritic
+
+            _n_up(h)
+            return ResNetCritic(c, h, width)  # already (B,)
         net = DCGANCritic(c, h, width, norm, d_out)
     return Squeeze(net) if d_out == 1 else net

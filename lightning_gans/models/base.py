@@ -19,10 +19,22 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_gans.errors import ConfigError
 from lightning_gans.losses import critic_emd, input_grad_norm, interpolate
 from lightning_gans.nets import build_critic, build_generator
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+def make_ema(net: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``net``'s weights and batch-norm statistics:
+    ema <- decay * ema + (1 - decay) * weights after each generator update (PyTorch's
+    ``AveragedModel``). It is a submodule, so checkpoints save and restore it."""
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return ema.requires_grad_(False)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -40,7 +52,8 @@ class GenerativeModule(L.LightningModule):
         fixed = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (n_fixed, latent_dim)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, ema: bool = True) -> Tensor:
+        """z -> data space; ``ema``: with averaged weights where the model keeps them."""
         raise NotImplementedError
 
     @property
@@ -49,14 +62,15 @@ class GenerativeModule(L.LightningModule):
         return "test" if self._trainer is not None and self.trainer.testing else "val"
 
     @torch.no_grad()
-    def sample(self, n: int | None = None, z: Tensor | None = None) -> Tensor:
-        """n samples (or one per row of z) in data space: images in [-1, 1], points as they are."""
+    def sample(self, n: int | None = None, z: Tensor | None = None, ema: bool = True) -> Tensor:
+        """n samples (or one per row of z) in data space: images in [-1, 1], points as they are;
+        from the averaged generator when the model keeps one, unless ``ema=False``."""
         if z is None:
             z = torch.randn(n, self.latent_dim, device=self.device)
         was_training = self.training
         self.eval()  # batch norm uses its running statistics, as at deployment
         try:
-            return self.decode(z.to(self.device))
+            return self.decode(z.to(self.device), ema=ema)
         finally:
             self.train(was_training)
 
@@ -88,7 +102,12 @@ class AdversarialModule(GenerativeModule):
 
     Subclasses implement ``critic_loss(real, fake, noise) -> (loss, metrics)``,
     ``generator_loss(f_fake) -> loss`` and ``configure_optimizers`` returning
-    ``[generator_optimizer, critic_optimizer]``; ``after_critic_step`` is a hook (weight clipping).
+    ``optimizer_pair(...)``; ``after_critic_step`` is a hook (weight clipping).
+
+    Options every GAN shares: ``arch`` (dcgan or resnet nets for images), ``ema_decay`` /
+    ``ema_start`` (an exponential moving average of the generator's weights, used for samples
+    and evaluation; Karras et al. 2018, Yazici et al. 2019) and ``lr_schedule`` (``linear``:
+    both learning rates decay to 0 at the last generator step, as in WGAN-GP's ResNet runs).
     """
 
     def __init__(
@@ -100,28 +119,65 @@ class AdversarialModule(GenerativeModule):
         d_width: int,
         critic_norm: str,
         seed: int,
+        arch: str = "dcgan",
+        ema_decay: float | None = None,
+        ema_start: int = 0,
+        lr_schedule: str = "constant",
     ):
         super().__init__(data_shape, latent_dim, seed)
         if n_critic < 1:
             raise ConfigError(f"n_critic must be >= 1, got {n_critic}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}"
+            )
+        if ema_decay is not None and not 0 <= ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1) or null, got {ema_decay}")
         self.automatic_optimization = False  # the n_critic loop is ours
-        self.generator = build_generator(self.data_shape, latent_dim, g_width)
-        self.critic = build_critic(self.data_shape, d_width, critic_norm)
+        self.generator = build_generator(self.data_shape, latent_dim, g_width, arch=arch)
+        self.critic = build_critic(self.data_shape, d_width, critic_norm, arch=arch)
+        self.generator_ema = make_ema(self.generator, ema_decay) if ema_decay is not None else None
+        self.ema_start, self.lr_schedule = ema_start, lr_schedule
 
     @property
     def real_batches_per_step(self) -> int:
         """The DataModule hands each step n_critic fresh real batches, stacked."""
         return self.hparams.n_critic
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, ema: bool = True) -> Tensor:
+        """G(z); with the averaged generator when there is one, unless ``ema=False``."""
+        if ema and self.generator_ema is not None:
+            return self.generator_ema(z)
         return self.generator(z)
 
-    def optimizer_pair(self, cls: type[torch.optim.Optimizer], **kwargs) -> list:
+    def optimizer_pair(self, cls: type[torch.optim.Optimizer], **kwargs):
         """[generator optimizer, critic optimizer] of one kind with the same settings, the order
-        ``training_step`` expects. Betas become floats: torch rejects mixed (0, 0.9)."""
+        ``training_step`` expects, plus their schedules. Betas become floats: torch rejects
+        mixed (0, 0.9)."""
         if "betas" in kwargs:
             kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
-        return [cls(self.generator.parameters(), **kwargs), cls(self.critic.parameters(), **kwargs)]
+        opts = [cls(self.generator.parameters(), **kwargs), cls(self.critic.parameters(), **kwargs)]
+        if self.lr_schedule == "constant":
+            return opts
+        total = self.trainer.max_steps
+        if total is None or total < 1:
+            raise ConfigError(f"lr_schedule linear needs --trainer.max_steps > 0, got {total}")
+        # factor 1 - t/T after t generator updates: 0 after the last one (step T)
+        scheds = [LambdaLR(o, lambda t, total=total: max(0.0, 1 - t / total)) for o in opts]
+        return opts, scheds
+
+    def after_generator_step(self) -> None:
+        """Per generator update: the learning-rate schedules and the generator average."""
+        for sched in self.schedulers():
+            sched.step()
+        if self.generator_ema is not None:
+            if self.global_step < self.ema_start:  # before the start: follow the weights
+                self.generator_ema.n_averaged.zero_()
+            self.generator_ema.update_parameters(self.generator)  # n_averaged 0 -> a copy
+
+    def schedulers(self) -> list:
+        found = self.lr_schedulers()
+        return [] if found is None else found if isinstance(found, list) else [found]
 
     # --- the losses: one pair per algorithm ---------------------------------------------------
 
@@ -162,6 +218,7 @@ class AdversarialModule(GenerativeModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)  # D receives gradients too; zeroed before its next update
         opt_g.step()
+        self.after_generator_step()
 
         logged = {f"train/{k}": torch.stack([m[k] for m in metrics]).mean() for k in metrics[0]}
         logged["train/g_loss"] = loss_g.detach()

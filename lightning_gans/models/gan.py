@@ -35,8 +35,15 @@ class GAN(AdversarialModule):
         d_width: int = 64,
         critic_norm: str = "batch",
         seed: int = 0,
+        arch: str = "dcgan",
+        ema_decay: float | None = None,
+        ema_start: int = 0,
+        lr_schedule: str = "constant",
     ):
-        super().__init__(data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed)
+        super().__init__(
+            data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed,
+            arch, ema_decay, ema_start, lr_schedule,
+        )  # fmt: skip
         self.save_hyperparameters()
 
     def configure_optimizers(self):

@@ -83,8 +83,8 @@ class VAE(GenerativeModule):
         sq = (x - out).pow(2).flatten(1).sum(1)
         return -sq / (2 * s * s) - self.n_dims * math.log(s * math.sqrt(2 * math.pi))
 
-    def decode(self, z: Tensor) -> Tensor:
-        """The mean of p(x|z) in data space."""
+    def decode(self, z: Tensor, ema: bool = True) -> Tensor:
+        """The mean of p(x|z) in data space (the VAE keeps no averaged decoder)."""
         out = self.decoder(z)
         if self.hparams.likelihood == "bernoulli":
             return to_neg_one_to_one(torch.sigmoid(out))

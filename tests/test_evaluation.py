@@ -1,0 +1,144 @@
+"""Evaluation: domain FID/KID behave as distances, ``make eval`` / ``make sample`` through their
+real entry points, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from lightning_gans.datasets import digits_images
+from tests.conftest import ROOT, fit
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A data/ cache with a quickly trained digits classifier (3 epochs, ~95% accurate)."""
+    from lightning_gans.classifier import train_classifier
+
+    root = tmp_path_factory.mktemp("cache")
+    path, accuracy = train_classifier("digits", 32, epochs=3, cache=str(root))
+    assert path.is_file() and accuracy > 0.8
+    return root
+
+
+def tool(module: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"lightning_gans.{module}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def one_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_domain_fid_and_kid_are_zero_for_identical_sets_and_grow_with_damage(cache):
+    from lightning_gans.fid import ImageQuality
+
+    quality = ImageQuality("domain", "digits", 32, 1, cache=str(cache))
+    x = digits_images(32)
+    real, other = x[:600], x[600:1200]
+    same = quality(real, real)
+    assert abs(same["domain_fid"]) < 1e-6
+    assert abs(same["domain_kid"]) < 3 * same["domain_kid_std"] + 1e-6  # unbiased: ~0 +- noise
+    fid, kid = {}, {}
+    for name, fake in {
+        "independent": other,
+        "blur 1": TF.gaussian_blur(other, [5, 5], [1.0, 1.0]),
+        "blur 2": TF.gaussian_blur(other, [9, 9], [2.0, 2.0]),
+        "shift 0.2": (other + 0.2).clamp(-1, 1),
+        "shift 0.5": (other + 0.5).clamp(-1, 1),
+    }.items():
+        scores = quality(real, fake)
+        fid[name], kid[name] = scores["domain_fid"], scores["domain_kid"]
+    for metric in (fid, kid):
+        assert metric["independent"] < metric["blur 1"] < metric["blur 2"], metric
+        assert metric["independent"] < metric["shift 0.2"] < metric["shift 0.5"], metric
+
+
+def test_eval_and_sample_on_a_digits_checkpoint(tmp_path, cache):
+    fit(tmp_path, "wgan_gp", steps=3)
+    run = tmp_path / "run"
+    proc = tool("evaluate", str(run), "--n", "64", "--cache", str(cache))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "domain_fid" in proc.stdout
+    result = json.loads((run / "checkpoints" / "last.eval.json").read_text())
+    assert result["features"] == "domain" and result["generator_step"] == 3
+    assert set(result["metrics"]) == {"domain_fid", "domain_kid", "domain_kid_std"}
+    assert result["metrics"]["domain_fid"] > 0
+
+    out = tmp_path / "pics" / "grid.png"
+    proc = tool("sample", str(run), "--n", "16", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Image.open(out).size == (4 * 34 + 2, 4 * 34 + 2)  # 4x4 of 32 px, 2 px padding
+    assert Image.open(out.with_name("grid_interp.png")).size == (10 * 34 + 2, 4 * 34 + 2)
+
+
+def test_eval_of_a_vae_adds_elbo_and_iw_bound(tmp_path, cache):
+    from lightning_gans.evaluate import evaluate
+
+    fit(tmp_path, "vae", "--model.iw_samples", "4", steps=3)
+    result = evaluate(str(tmp_path / "run"), n=32, cache=str(cache))
+    m = result["metrics"]
+    assert {"domain_fid", "elbo", "iw_bound", "bpd"} <= set(m)
+    assert m["elbo"] < 0 and m["iw_bound"] >= m["elbo"] - 5.0  # the IW bound is the tighter one
+
+
+def test_eval_of_a_toy_checkpoint_is_exact_w1(tmp_path):
+    from lightning_gans.evaluate import evaluate
+
+    fit(tmp_path, "toy/wgan_gp", steps=3)
+    result = evaluate(str(tmp_path / "run"), n=200)
+    assert set(result["metrics"]) == {"exact_w1"} and result["metrics"]["exact_w1"] > 0
+
+
+def test_eval_errors_are_one_line(tmp_path):
+    assert "not found" in one_line(tool("evaluate", str(tmp_path / "missing.ckpt")))
+
+    fit(tmp_path, "wgan_gp", steps=2)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    msg = one_line(tool("evaluate", str(ckpt), "--features", "inception", "--cache", str(tmp_path)))
+    assert "Inception weights not found" in msg and "make fetch-weights" in msg
+    msg = one_line(tool("evaluate", str(ckpt), "--cache", str(tmp_path / "empty")))
+    assert "make classifier DATASET=digits" in msg
+
+    state = torch.load(ckpt, weights_only=False)  # the same run, as if trained on MNIST
+    state["datamodule_hyper_parameters"] |= {"dataset": "mnist", "root": str(tmp_path / "nodata")}
+    torch.save(state, tmp_path / "mnist.ckpt")
+    msg = one_line(tool("evaluate", str(tmp_path / "mnist.ckpt")))
+    assert "'mnist' is not in" in msg and "place MNIST/raw" in msg
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_eval_and_sample_need_a_checkpoint():
+    for target in ("eval", "sample"):
+        proc = subprocess.run(["make", target], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode != 0 and "CKPT is required" in proc.stderr
+
+
+def test_periodic_fid_is_logged_every_k_steps(tmp_path, cache, monkeypatch):
+    monkeypatch.chdir(cache.parent)  # the callback finds the classifier under ./data
+    (cache.parent / "data").mkdir(exist_ok=True)
+    shutil.copytree(
+        cache / "classifiers", cache.parent / "data" / "classifiers", dirs_exist_ok=True
+    )
+    fit(tmp_path, "wgan_gp", "--run.fid_every", "2", "--run.fid_samples", "64", steps=4)
+    text = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = text[0].split(",")
+    rows = [dict(zip(header, ln.split(","), strict=True)) for ln in text[1:]]
+    fids = {int(r["step"]): float(r["val/domain_fid"]) for r in rows if r.get("val/domain_fid")}
+    assert sorted(fids) == [2, 4] and all(v > 0 for v in fids.values())
