@@ -8,6 +8,9 @@ PY     := $(VENV)/bin/python
 MODEL  ?= wgan
 MODELS := $(sort $(basename $(notdir $(wildcard configs/*.yaml))))
 CONFIG  = configs/$(if $(TOY),toy/,)$(MODEL).yaml
+# EXP=<preset>: a paper-scale setting from configs/experiments/<EXP>/<MODEL>.yaml on top
+EXPS    := $(sort $(notdir $(wildcard configs/experiments/*)))
+EXP_CONFIG = $(if $(EXP),--config configs/experiments/$(EXP)/$(MODEL).yaml,)
 ARGS   ?=
 # W&B: offline unless you are logged in; WANDB=online|offline|disabled forces a mode.
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
@@ -22,6 +25,7 @@ help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 	@echo "models: $(MODELS)"
+	@echo "presets (EXP=): $(EXPS)"
 
 install: $(VENV)/.installed ## create .venv and install the package with its dev tools (idempotent)
 
@@ -32,9 +36,10 @@ $(VENV)/.installed: pyproject.toml
 
 check-model:
 	@test -f "$(CONFIG)" || { echo "unknown MODEL '$(MODEL)'$(if $(TOY), (toy),); available: $(MODELS)" >&2; exit 2; }
+	@test -z "$(EXP)" -o -f "configs/experiments/$(EXP)/$(MODEL).yaml" || { echo "no preset EXP '$(EXP)' for MODEL '$(MODEL)'; presets: $(foreach e,$(EXPS),$(e) ($(basename $(notdir $(wildcard configs/experiments/$(e)/*.yaml)))))" | sed 's/ )/)/g' >&2; exit 2; }
 
-train: check-model install ## train: MODEL=<name> [TOY=1] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
-	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
+train: check-model install ## train: MODEL=<name> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
+	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
 
 test: install ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -q
@@ -87,7 +92,7 @@ GPUS  ?= 1
 TIME  ?= 24:00:00
 slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00] [PARTITION=] [DRY_RUN=1] [ARGS=]
 	$(PY) -m lightning_gans.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
-		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(ARGS)
+		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
 bench-emd: install ## EMD estimate vs exact W1 over a toy8 run (Pearson r), WGAN-GP and WGAN (~6 min)
 	$(PY) benchmarks/emd_tracking.py

@@ -4,7 +4,7 @@ interleaved round by round. Reports the median ms per generator iteration (stead
 ``--warmup`` iterations), their ratio, and the quality both reach at the same iteration count:
 exact W1 on toy8, domain FID on digits.
 
-    python benchmarks/bench.py [--iters 120] [--rounds 3] [--threads 2]      (make bench)
+    python benchmarks/bench.py [--iters 30] [--rounds 4] [--threads 2]      (make bench)
 
 Writes benchmarks/results.md. Lightning runs with its progress bar, validation and pictures off
 and the CSV logger on; the timed window is only training steps.
@@ -52,7 +52,8 @@ class StepTimes(L.Callback):
         self.times.append(time.perf_counter())
 
 
-def lightning_run(dataset: str, model: str, iters: int, seed: int, root: str):
+def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str):
+    """The real CLI's model, data and trainer for one run, not yet fitted."""
     config = ROOT / "configs" / ("toy/" if dataset == "toy8" else "") / f"{model}.yaml"
     args = ["--config", str(config), "--seed_everything", str(seed), "--model.seed", str(seed)]
     args += ["--data.seed", str(seed), "--trainer.max_steps", str(iters)]
@@ -61,11 +62,16 @@ def lightning_run(dataset: str, model: str, iters: int, seed: int, root: str):
     args += ["--run.logger", "csv", "--run.root", root, "--run.name", f"{model}-{dataset}-{seed}"]
     args += ["--run.sample_every", "0", "--run.ckpt_every", str(10 * iters)]
     cli = build_cli(args, run=False)
+    cli.datamodule.setup("fit")
+    hp = {**cli.model.hparams, "batch_size": cli.datamodule.hparams.batch_size}
+    return cli, hp
+
+
+def lightning_run(cli):
     timer = StepTimes()
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, cli.datamodule)
-    hp = {**cli.model.hparams, "batch_size": cli.datamodule.hparams.batch_size}
-    return (lambda z: cli.model.sample(z=z)), timer.times, hp, cli.datamodule
+    return (lambda z: cli.model.sample(z=z)), timer.times
 
 
 def ms_per_iter(times: list[float], warmup: int) -> float:
@@ -74,9 +80,9 @@ def ms_per_iter(times: list[float], warmup: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--iters", type=int, default=120, help="generator iterations per run")
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=30, help="generator iterations per run")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", nargs="+", default=None, help="dataset:model, e.g. toy8:wgan_gp")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
@@ -91,14 +97,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for dataset, model in cases:
             lt, pt, lq, pq = [], [], [], []
-            for r in range(args.rounds):  # interleaved: a drift in machine speed hits both
-                sample, times, hp, dm = lightning_run(dataset, model, args.iters, r, root)
-                lt.append(ms_per_iter(times, args.warmup))
-                lq.append(score(sample, hp, dm, dataset, r, scorer))
-                data = dm.train_set.x
-                plain_sample, times = PLAIN[model](hp, data, args.iters, r, model)
-                pt.append(ms_per_iter(times, args.warmup))
-                pq.append(score(plain_sample, hp, dm, dataset, r, scorer))
+            for r in range(args.rounds):
+                cli, hp = lightning_cli(dataset, model, args.iters, r, root)
+                dm = cli.datamodule
+                # interleaved, in alternating order: a drift in machine speed or a warm cache
+                # favours neither implementation
+                for impl in ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning"):
+                    if impl == "lightning":
+                        sample, times = lightning_run(cli)
+                        lt.append(ms_per_iter(times, args.warmup))
+                        lq.append(score(sample, hp, dm, dataset, r, scorer))
+                    else:
+                        sample, times = PLAIN[model](hp, dm.train_set.x, args.iters, r, model)
+                        pt.append(ms_per_iter(times, args.warmup))
+                        pq.append(score(sample, hp, dm, dataset, r, scorer))
             row = (dataset, model, statistics.median(lt), statistics.median(pt), lq, pq)
             print(row, flush=True)
             rows.append(row)

@@ -126,12 +126,13 @@ class VAE(GenerativeModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         terms = self.elbo_terms(batch, self.step_noise())
         self.check_finite(loss=terms["loss"])
-        self.log_dict(
-            {f"train/{k}": v.detach() for k, v in terms.items()},
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=len(batch),
-        )
+        if self.logging_step():
+            self.log_dict(
+                {f"train/{k}": v.detach() for k, v in terms.items()},
+                prog_bar=True,
+                sync_dist=True,
+                batch_size=len(batch),
+            )
         return terms["loss"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
