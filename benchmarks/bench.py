@@ -169,6 +169,11 @@ def write(args, rows, seconds: float) -> None:
             f"{metric} {', '.join(f'{q:.3g}' for q in lq)} | "
             f"{metric} {', '.join(f'{q:.3g}' for q in pq)} |"
         )
+    lines += [
+        "",
+        "Where the time goes, and the GPU figures (none yet: no GPU was available), are in the "
+        "README, section \"What the template costs\".",
+    ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
