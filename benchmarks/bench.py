@@ -172,7 +172,7 @@ def write(args, rows, seconds: float) -> None:
     lines += [
         "",
         "Where the time goes, and the GPU figures (none yet: no GPU was available), are in the "
-        "README, section \"What the template costs\".",
+        'README, section "What the template costs".',
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
