@@ -10,6 +10,7 @@ set: digits (embedded), mnist, fashion_mnist, cifar10 (from ``data/``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def train_classifier(
     accuracy = trainer.test(module, test, verbose=False)[0]["accuracy"]
     path = classifier_path(dataset, image_size, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")  # then renamed: readers never see half a file
     torch.save(
         {
             "state_dict": module.net.state_dict(),
@@ -99,8 +101,9 @@ def train_classifier(
             "image_size": image_size,
             "test_accuracy": accuracy,
         },
-        path,
+        tmp,
     )
+    os.replace(tmp, path)
     return path, accuracy
 
 

@@ -64,7 +64,8 @@ def evaluate(
     if real.dim() == 2:
         metrics = {"exact_w1": wasserstein1(fake, real)}
     else:
-        quality = ImageQuality(features, h.dataset, h.image_size, real.shape[1], cache, device)
+        c = real.shape[1]
+        quality = ImageQuality(features, h.dataset, h.image_size, c, cache, device, True)
         metrics = quality(real, fake, seed)
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
         tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)

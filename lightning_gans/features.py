@@ -98,9 +98,16 @@ class DomainFeatures(nn.Module):
 
 
 def load_domain_features(
-    dataset: str, image_size: int, channels: int, cache: str | Path = "data"
+    dataset: str, image_size: int, channels: int, cache: str | Path = "data", train: bool = False
 ) -> DomainFeatures:
+    """The saved classifier's features; ``train``: train it first if it is missing and the data
+    set is embedded (digits: offline, about a minute on a CPU)."""
     path = classifier_path(dataset, image_size, cache)
+    if not path.is_file() and train and dataset == "digits":
+        from lightning_gans.classifier import train_classifier
+
+        print(f"no {path}: training the digits domain classifier once (make classifier)")
+        train_classifier(dataset, image_size, cache=str(cache))
     if not path.is_file():
         raise DataError(
             f"no domain classifier for {dataset!r} at {image_size}px ({path} is missing): "

@@ -30,7 +30,8 @@ class Precomputed(nn.Module):
 
 class ImageQuality:
     """``quality(real, fake)`` -> {"domain_fid", "domain_kid", "domain_kid_std"} (or the
-    Inception ``fid``, ``kid``, ``kid_std``) for image batches in [-1, 1]."""
+    Inception ``fid``, ``kid``, ``kid_std``) for image batches in [-1, 1]. ``train_classifier``:
+    train a missing digits classifier first (``make eval`` does; a training run does not)."""
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class ImageQuality:
         channels: int,
         cache: str = "data",
         device: str | torch.device = "cpu",
+        train_classifier: bool = False,
     ):
         if features not in FEATURES:
             raise DataError(f"unknown features {features!r}; valid: {', '.join(FEATURES)}")
@@ -53,7 +55,7 @@ class ImageQuality:
             self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(path))
             self.dim = 2048
         else:
-            self.net = load_domain_features(dataset, image_size, channels, cache)
+            self.net = load_domain_features(dataset, image_size, channels, cache, train_classifier)
             self.dim = self.net.num_features
         self.net = self.net.to(self.device)
         self.real_feats: Tensor | None = None

@@ -113,14 +113,22 @@ def test_eval_errors_are_one_line(tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     msg = one_line(tool("evaluate", str(ckpt), "--features", "inception", "--cache", str(tmp_path)))
     assert "Inception weights not found" in msg and "make fetch-weights" in msg
-    msg = one_line(tool("evaluate", str(ckpt), "--cache", str(tmp_path / "empty")))
-    assert "make classifier DATASET=digits" in msg
 
     state = torch.load(ckpt, weights_only=False)  # the same run, as if trained on MNIST
     state["datamodule_hyper_parameters"] |= {"dataset": "mnist", "root": str(tmp_path / "nodata")}
     torch.save(state, tmp_path / "mnist.ckpt")
     msg = one_line(tool("evaluate", str(tmp_path / "mnist.ckpt")))
     assert "'mnist' is not in" in msg and "place MNIST/raw" in msg
+
+
+def test_eval_right_after_training_trains_the_digits_classifier_itself(tmp_path):
+    fit(tmp_path, "wgan_gp", steps=2)
+    cache = tmp_path / "empty"
+    proc = tool("evaluate", str(tmp_path / "run"), "--n", "32", "--cache", str(cache))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "training the digits domain classifier once" in proc.stdout
+    assert (cache / "classifiers" / "digits-32px.pt").is_file()
+    assert not list((cache / "classifiers").glob("*.tmp*"))
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
