@@ -88,8 +88,9 @@ class GenerativeModule(L.LightningModule):
 
     def logging_step(self) -> bool:
         """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``).
-        ``self.log`` on the other steps is thrown away, yet costs ~5 ms per call on a CPU
-        (measured: 13 % of a toy8 WGAN-GP iteration), so the models log only on these steps."""
+        ``self.log`` on the other steps is thrown away, yet it builds Lightning's result objects
+        every time (measured: 0.69 s of 5.1 s over 100 toy8 GAN iterations on a CPU), so the
+        models log only on these steps."""
         connector = getattr(self._trainer, "_logger_connector", None)
         return connector is None or connector.should_update_logs
 
