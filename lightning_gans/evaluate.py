@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -31,7 +32,14 @@ from lightning_gans.models.base import GenerativeModule
 from lightning_gans.theory import wasserstein1
 
 
-def load_run(ckpt: str, device: str = "cpu") -> tuple[GenerativeModule, GANDataModule, Path]:
+class Run(NamedTuple):
+    model: GenerativeModule
+    data: GANDataModule
+    path: Path
+    generator_step: int
+
+
+def load_run(ckpt: str, device: str = "cpu") -> Run:
     """The model and DataModule a checkpoint was trained with (both are in the checkpoint)."""
     path = resolve_checkpoint(ckpt)
     if path is None:
@@ -45,10 +53,10 @@ def load_run(ckpt: str, device: str = "cpu") -> tuple[GenerativeModule, GANDataM
         raise ConfigError(f"{path} is not a lightning-gans checkpoint ({type(e).__name__})") from e
     if not isinstance(model, GenerativeModule):
         raise ConfigError(f"{path} holds a {type(model).__name__}, not a lightning-gans model")
-    saved = saved["datamodule_hyper_parameters"]
-    data = GANDataModule(**{k: v for k, v in saved.items() if not k.startswith("_")})
+    hparams = saved["datamodule_hyper_parameters"]
+    data = GANDataModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     data.setup("test")
-    return model.eval(), data, path
+    return Run(model.eval(), data, path, saved["global_step"])
 
 
 def evaluate(
@@ -56,7 +64,7 @@ def evaluate(
 ) -> dict:
     """All figures for one checkpoint; also written to ``<ckpt>.eval.json``."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, data, path = load_run(ckpt, device)
+    model, data, path, step = load_run(ckpt, device)
     real = first_n(data.test_set, n)  # all of a smaller held-out split (digits: 179 images)
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     fake = model.sample(z=z).float().cpu()
@@ -71,7 +79,6 @@ def evaluate(
         tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
         scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
         metrics |= {k.removeprefix("test/"): v for k, v in scores.items()}
-    step = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
     result = {
         "checkpoint": str(path),
         "model": type(model).__name__,

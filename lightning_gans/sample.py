@@ -34,7 +34,7 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 def write_samples(ckpt: str, n: int, out: str, seed: int = 0) -> list[Path]:
     """Writes the pictures; returns their paths."""
-    model, data, _ = load_run(ckpt)
+    model, data, _, _ = load_run(ckpt)
     noise = torch.Generator().manual_seed(seed)
     samples = model.sample(z=torch.randn(n, model.latent_dim, generator=noise))
     out_path = Path(out)
