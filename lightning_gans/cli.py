@@ -206,6 +206,9 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
         parser_class=OneLineErrorParser,
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
+        # no --optimizer / --lr_scheduler: they would replace a model's configure_optimizers,
+        # which the manual n_critic loop depends on (optimisers and schedules are model options)
+        auto_configure_optimizers=False,
         seed_everything_default=0,
         trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [RichModelSummary(max_depth=2)]},
         args=args,

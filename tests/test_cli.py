@@ -90,6 +90,7 @@ def test_fit_validate_test_through_console_script(tmp_path):
         (["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard, none"),
         (["--data.image_size", "48", "--data.dataset", "digits"], "image_size must be 32 or 64"),
         (["--data.dataset", "mnist", "--data.root", "/nonexistent/x"], "place MNIST/raw/"),
+        (["--lr_scheduler", "StepLR"], "lr_scheduler"),  # would bypass the manual loop's optimisers
     ],
 )
 def test_bad_input_one_line_and_exit_2(args, needle, tmp_path):
