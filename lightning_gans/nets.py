@@ -144,7 +144,6 @@ def build_generator(
     if arch == "resnet":
         from lightning_gans.nets_resnet import ResNetGenerator
 
-        _n_up(h)
         return ResNetGenerator(latent_dim, c, h, width)
     return DCGANGenerator(latent_dim, c, h, width, tanh)
 
@@ -162,7 +161,6 @@ def build_critic(
         if arch == "resnet":
             from lightning_gans.nets_resnet import ResNetCritic
 
-            _n_up(h)
             return ResNetCritic(c, h, width)  # already (B,)
         net = DCGANCritic(c, h, width, norm, d_out)
     return Squeeze(net) if d_out == 1 else net

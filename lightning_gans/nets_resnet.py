@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_gans.nets import _n_up
+
 
 class ResBlock(nn.Module):
     """x + F(x) with an optional resample ("up" or "down") in both paths."""
@@ -44,7 +46,7 @@ class ResNetGenerator(nn.Module):
 
     def __init__(self, latent_dim: int, channels: int, size: int, width: int = 128):
         super().__init__()
-        n_up = {32: 3, 64: 4}[size]
+        n_up = _n_up(size)  # 3 for 32 px, 4 for 64 px; other sizes are a ConfigError
         self.width = width
         self.fc = nn.Linear(latent_dim, 4 * 4 * width)
         self.blocks = nn.Sequential(*[ResBlock(width, width, "up", norm=True) for _ in range(n_up)])
@@ -61,7 +63,7 @@ class ResNetCritic(nn.Module):
 
     def __init__(self, channels: int, size: int, width: int = 128):
         super().__init__()
-        n_down = {32: 2, 64: 3}[size]  # after the first block's own halving
+        n_down = _n_up(size) - 1  # after the first block's own halving, down to 8x8
         first = nn.Sequential(  # the "optimised" first block: no ReLU before the first conv
             nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(),
             nn.Conv2d(width, width, 3, 1, 1), nn.AvgPool2d(2),
