@@ -94,7 +94,7 @@ slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00
 	$(PY) -m lightning_gans.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
 		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
-bench-emd: install ## EMD estimate vs exact W1 over a toy8 run (Pearson r), WGAN-GP and WGAN (~6 min)
+bench-emd: install ## EMD estimate vs exact W1 over toy8 runs (Pearson r), WGAN-GP and WGAN, both critic schedules (~25 min)
 	$(PY) benchmarks/emd_tracking.py
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/

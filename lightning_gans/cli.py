@@ -27,7 +27,7 @@ from lightning_gans.callbacks import (
 )
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError
-from lightning_gans.models.base import GenerativeModule, NonFiniteLossError
+from lightning_gans.models.generative import GenerativeModule, NonFiniteLossError
 from lightning_gans.preemption import AtomicCheckpointIO, LastCheckpoint
 from lightning_gans.tracking import git_commit, make_loggers, make_run_dir
 

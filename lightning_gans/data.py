@@ -3,6 +3,8 @@
 Training batches are grouped: a model that makes k updates on fresh real data per optimisation
 step (the n_critic critic updates of a WGAN) declares ``real_batches_per_step = k`` and receives
 k * batch_size samples per step, which it splits into k disjoint batches (THEORY.md item 13).
+The rare steps that need more (the critic bursts of WGAN's reference schedule) take the rest
+from ``draw_train``, a seeded stream, so every loader batch keeps one size.
 One Lightning "batch" is therefore one generator iteration, so every counter Lightning keeps
 (steps, ``log_every_n_steps``, ``val_check_interval``, progress bar) counts generator iterations.
 """
@@ -207,6 +209,18 @@ class GANDataModule(L.LightningDataModule):
         return ResumableLoader(
             self.train_set, batch, sampler=sampler, drop_last=True, **self._loader_args()
         )
+
+    def draw_train(self, n: int, seed: int) -> torch.Tensor:
+        """n training samples drawn uniformly with replacement, a function of ``seed`` alone:
+        the real batches of the extra critic updates of a burst step (``critic_schedule:
+        wgan``), which the fixed-size loader batches cannot hold. Keyed by (step, rank), the
+        draws are the same after a resume and differ across ranks."""
+        idx = torch.randint(
+            len(self.train_set), (n,), generator=torch.Generator().manual_seed(seed)
+        )
+        if isinstance(self.train_set, TensorSet):
+            return self.train_set.x[idx]
+        return torch.stack([self.train_set[i] for i in idx.tolist()])
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, self.hparams.batch_size, **self._loader_args())

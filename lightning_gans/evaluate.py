@@ -28,7 +28,7 @@ from lightning_gans.data import GANDataModule, first_n
 from lightning_gans.errors import ConfigError
 from lightning_gans.features import FEATURES
 from lightning_gans.fid import ImageQuality
-from lightning_gans.models.base import GenerativeModule
+from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.theory import wasserstein1
 
 

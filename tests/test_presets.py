@@ -133,6 +133,7 @@ def test_bad_ema_and_schedule_values_are_config_errors(tmp_path):
         ("--model.lr_schedule", "cosine", "valid: constant, linear"),
         ("--model.ema_decay", "1.5", "ema_decay must be in [0, 1)"),
         ("--model.arch", "vit", "valid: dcgan, resnet"),
+        ("--model.critic_schedule", "bursty", "valid: constant, wgan"),
     ]:
         proc = run_module("fit", *cli_args(tmp_path, "toy/wgan_gp", flag, value), timeout=120)
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr[-1000:]

@@ -12,7 +12,7 @@ import torch
 
 from lightning_gans import WGAN
 from lightning_gans.cli import build_cli
-from lightning_gans.models.base import NonFiniteLossError
+from lightning_gans.models.generative import NonFiniteLossError
 from lightning_gans.preemption import AtomicCheckpointIO
 from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, cli_args
 

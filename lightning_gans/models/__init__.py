@@ -1,5 +1,6 @@
-from lightning_gans.models.base import AdversarialModule, GenerativeModule
+from lightning_gans.models.base import AdversarialModule
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.models.vae import VAE
 from lightning_gans.models.wgan import WGAN
 from lightning_gans.models.wgan_gp import WGANGP

@@ -1,11 +1,11 @@
-"""What every model shares, and the adversarial training loop that the GANs share.
+"""The adversarial training loop that the GANs share (``GenerativeModule`` is in generative.py).
 
-``GenerativeModule``: a fixed latent batch for pictures, ``sample(n)``, the data's shape.
 ``AdversarialModule``: Algorithm 1 of WGAN (Arjovsky et al.) and WGAN-GP (Gulrajani et al.),
 with the two losses left to the subclass:
 
     for each generator iteration:                       # one Lightning batch = one iteration
         for t in 1..n_critic:                           # a fresh real batch each (item 13)
+                                                        # (100 on burst steps: critic_schedule)
             x ~ P_r, z ~ p(z)
             update the critic on critic_loss(x, G(z))   # not counted in global_step
         z ~ p(z)
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
@@ -24,9 +23,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_gans.errors import ConfigError
 from lightning_gans.losses import critic_emd, input_grad_norm, interpolate
+from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.nets import build_critic, build_generator
 
 LR_SCHEDULES = ("constant", "linear")
+CRITIC_SCHEDULES = ("constant", "wgan")
+# The WGAN reference code (Arjovsky et al., main.py): 100 critic iterations on the first 25
+# generator iterations and on every 500th, n_critic on the others.
+BURST_CRITIC, BURST_FIRST, BURST_EVERY = 100, 25, 500
 
 
 def make_ema(net: torch.nn.Module, decay: float) -> AveragedModel:
@@ -35,74 +39,6 @@ def make_ema(net: torch.nn.Module, decay: float) -> AveragedModel:
     ``AveragedModel``). It is a submodule, so checkpoints save and restore it."""
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     return ema.requires_grad_(False)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN/inf loss; the weights were not updated with it."""
-
-
-class GenerativeModule(L.LightningModule):
-    """Base of every model: ``sample(n)`` in data space, and a fixed latent batch (a buffer, so
-    it is checkpointed) from which every sample picture of a run is drawn."""
-
-    def __init__(self, data_shape: Sequence[int], latent_dim: int, seed: int, n_fixed: int = 64):
-        super().__init__()
-        self.data_shape = tuple(data_shape)
-        self.latent_dim = latent_dim
-        fixed = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(seed))
-        self.register_buffer("fixed_z", fixed)  # (n_fixed, latent_dim)
-
-    def decode(self, z: Tensor, ema: bool = True) -> Tensor:
-        """z -> data space; ``ema``: with averaged weights where the model keeps them."""
-        raise NotImplementedError
-
-    @property
-    def eval_stage(self) -> str:
-        """``val`` or ``test``: the prefix of the figures an evaluation step logs."""
-        return "test" if self._trainer is not None and self.trainer.testing else "val"
-
-    @torch.no_grad()
-    def sample(self, n: int | None = None, z: Tensor | None = None, ema: bool = True) -> Tensor:
-        """n samples (or one per row of z) in data space: images in [-1, 1], points as they are;
-        from the averaged generator when the model keeps one, unless ``ema=False``."""
-        if z is None:
-            z = torch.randn(n, self.latent_dim, device=self.device)
-        was_training = self.training
-        self.eval()  # batch norm uses its running statistics, as at deployment
-        try:
-            return self.decode(z.to(self.device), ema=ema)
-        finally:
-            self.train(was_training)
-
-    def step_noise(self) -> torch.Generator:
-        """The random stream of one training step, a function of (seed, step, rank) only, so a
-        resumed run draws exactly what the uninterrupted run drew (PITFALLS D) and ranks differ."""
-        seed = (self.hparams.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
-        return torch.Generator(self.device).manual_seed(seed % 2**63)
-
-    def randn(self, *shape: int, noise: torch.Generator) -> Tensor:
-        return torch.randn(*shape, generator=noise, device=self.device)
-
-    def rand(self, *shape: int, noise: torch.Generator) -> Tensor:
-        return torch.rand(*shape, generator=noise, device=self.device)
-
-    def logging_step(self) -> bool:
-        """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``).
-        ``self.log`` on the other steps is thrown away, yet it builds Lightning's result objects
-        every time (measured: 0.69 s of 5.1 s over 100 toy8 GAN iterations on a CPU), so the
-        models log only on these steps."""
-        connector = getattr(self._trainer, "_logger_connector", None)
-        return connector is None or connector.should_update_logs
-
-    def check_finite(self, **losses: Tensor) -> None:
-        """Stop before a NaN/inf loss reaches the weights; checkpoints on disk stay good."""
-        values = torch.stack([v.detach().float() for v in losses.values()])
-        if not torch.isfinite(values).all():
-            bad = ", ".join(f"{k} = {v.item()}" for k, v in losses.items() if not torch.isfinite(v))
-            raise NonFiniteLossError(
-                f"non-finite loss at generator step {self.global_step}: {bad}; "
-                "training stopped, the last checkpoint is intact"
-            )
 
 
 class AdversarialModule(GenerativeModule):
@@ -115,7 +51,10 @@ class AdversarialModule(GenerativeModule):
     Options every GAN shares: ``arch`` (dcgan or resnet nets for images), ``ema_decay`` /
     ``ema_start`` (an exponential moving average of the generator's weights, used for samples
     and evaluation; Karras et al. 2018, Yazici et al. 2019) and ``lr_schedule`` (``linear``:
-    both learning rates decay to 0 at the last generator step, as in WGAN-GP's ResNet runs).
+    both learning rates decay to 0 at the last generator step, as in WGAN-GP's ResNet runs)
+    and ``critic_schedule`` (``wgan``: the WGAN reference code's 100 critic iterations on the
+    first 25 generator iterations and every 500th, which keeps the critic near its optimum and
+    so its EMD estimate honest; see ``critic_iterations``).
     """
 
     def __init__(
@@ -131,6 +70,7 @@ class AdversarialModule(GenerativeModule):
         ema_decay: float | None = None,
         ema_start: int = 0,
         lr_schedule: str = "constant",
+        critic_schedule: str = "constant",
     ):
         super().__init__(data_shape, latent_dim, seed)
         if n_critic < 1:
@@ -139,6 +79,10 @@ class AdversarialModule(GenerativeModule):
             raise ConfigError(
                 f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}"
             )
+        if critic_schedule not in CRITIC_SCHEDULES:
+            raise ConfigError(
+                f"unknown critic_schedule {critic_schedule!r}; valid: {', '.join(CRITIC_SCHEDULES)}"
+            )
         if ema_decay is not None and not 0 <= ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) or null, got {ema_decay}")
         self.automatic_optimization = False  # the n_critic loop is ours
@@ -146,11 +90,36 @@ class AdversarialModule(GenerativeModule):
         self.critic = build_critic(self.data_shape, d_width, critic_norm, arch=arch)
         self.generator_ema = make_ema(self.generator, ema_decay) if ema_decay is not None else None
         self.ema_start, self.lr_schedule = ema_start, lr_schedule
+        self.critic_schedule = critic_schedule
 
     @property
     def real_batches_per_step(self) -> int:
         """The DataModule hands each step n_critic fresh real batches, stacked."""
         return self.hparams.n_critic
+
+    def critic_iterations(self, step: int) -> int:
+        """Critic updates before generator update ``step`` (0-based): n_critic, or with
+        ``critic_schedule: wgan`` 100 on steps 0-24 and on every 500th step, as in the WGAN
+        reference code ("train the critic more at the start", when it is furthest from f*)."""
+        n = self.hparams.n_critic
+        if self.critic_schedule == "wgan" and (step < BURST_FIRST or step % BURST_EVERY == 0):
+            return max(n, BURST_CRITIC)
+        return n
+
+    def real_batches(self, batch: Tensor) -> tuple[Tensor, ...]:
+        """One fresh real batch per critic update of this step (item 13): the loader's
+        n_critic disjoint batches, plus, on a burst step of the ``wgan`` schedule, the rest
+        drawn from the DataModule's seeded stream (``GANDataModule.draw_train``)."""
+        reals = batch.chunk(self.hparams.n_critic)
+        extra = self.critic_iterations(self.global_step) - len(reals)
+        if extra <= 0:
+            return reals
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not hasattr(datamodule, "draw_train"):
+            raise ConfigError("critic_schedule 'wgan' needs the GANDataModule (--data)")
+        seed = self.step_seed() ^ (1 << 62)  # not the noise's seed: an independent stream
+        more = datamodule.draw_train(extra * len(reals[0]), seed)
+        return reals + more.to(self.device, batch.dtype).chunk(extra)
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """G(z); with the averaged generator when there is one, unless ``ema=False``."""
@@ -205,7 +174,7 @@ class AdversarialModule(GenerativeModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         noise = self.step_noise()
-        reals = batch.chunk(self.hparams.n_critic)  # n_critic x (B, ...), disjoint
+        reals = self.real_batches(batch)  # n_critic (or a burst's) x (B, ...), disjoint
         metrics: list[dict[str, Tensor]] = []
         for real in reals:
             with torch.no_grad():

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from lightning_gans.datasets import to_neg_one_to_one, to_zero_to_one
 from lightning_gans.errors import ConfigError
-from lightning_gans.models.base import GenerativeModule
+from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.nets import build_critic, build_generator
 from lightning_gans.theory import gaussian_kl
 

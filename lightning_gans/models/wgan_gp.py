@@ -39,6 +39,7 @@ class WGANGP(AdversarialModule):
         ema_decay: float | None = None,
         ema_start: int = 0,
         lr_schedule: str = "constant",
+        critic_schedule: str = "constant",
     ):
         if critic_norm == "batch":
             raise ConfigError(
@@ -47,7 +48,7 @@ class WGANGP(AdversarialModule):
             )
         super().__init__(
             data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed,
-            arch, ema_decay, ema_start, lr_schedule,
+            arch, ema_decay, ema_start, lr_schedule, critic_schedule,
         )  # fmt: skip
         self.save_hyperparameters()
 
