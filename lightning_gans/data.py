@@ -39,12 +39,16 @@ class TensorSet(Dataset):
         return self.x[idx]
 
 
+def take(dataset: Dataset, idx: list[int]) -> torch.Tensor:
+    """The samples at ``idx``, stacked (one index op for in-memory sets)."""
+    if isinstance(dataset, TensorSet):
+        return dataset.x[idx]
+    return torch.stack([dataset[i] for i in idx])
+
+
 def first_n(dataset: Dataset, n: int) -> torch.Tensor:
     """The first n samples of a split (all of it if shorter), stacked: a fixed reference set."""
-    n = min(n, len(dataset))  # type: ignore[arg-type]
-    if isinstance(dataset, TensorSet):
-        return dataset.x[:n]
-    return torch.stack([dataset[i] for i in range(n)])
+    return take(dataset, list(range(min(n, len(dataset)))))  # type: ignore[arg-type]
 
 
 def collate(batch: Any) -> torch.Tensor:
@@ -218,9 +222,7 @@ class GANDataModule(L.LightningDataModule):
         idx = torch.randint(
             len(self.train_set), (n,), generator=torch.Generator().manual_seed(seed)
         )
-        if isinstance(self.train_set, TensorSet):
-            return self.train_set.x[idx]
-        return torch.stack([self.train_set[i] for i in idx.tolist()])
+        return take(self.train_set, idx.tolist())
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, self.hparams.batch_size, **self._loader_args())
