@@ -64,16 +64,16 @@ check-ckpt:
 	@test -n "$(CKPT)" || { echo "CKPT is required: make $(MAKECMDGOALS) CKPT=runs/<run> (a run directory or a .ckpt file)" >&2; exit 2; }
 
 classifier: install ## train the domain-FID classifier: DATASET=digits [IMAGE_SIZE=32]
-	$(PY) -m lightning_gans.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
+	$(PY) -m lightning_gans.tools.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
 
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
-	$(PY) -c "from lightning_gans.features import fetch_inception; print(fetch_inception())"
+	$(PY) -c "from lightning_gans.metrics.features import fetch_inception; print(fetch_inception())"
 
 eval: check-ckpt install ## FID/KID (images), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception]
-	$(PY) -m lightning_gans.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES)
+	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES)
 
 sample: check-ckpt install ## sample grid + interpolation strip: CKPT=<run or .ckpt> [N=64] [OUT=samples.png]
-	$(PY) -m lightning_gans.sample $(CKPT) $(if $(N),--n $(N),) --out $(OUT)
+	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) --out $(OUT)
 
 bench: install ## Lightning vs a plain PyTorch loop: ms/iteration and quality -> benchmarks/results.md (~10 min)
 	$(PY) benchmarks/bench.py
@@ -91,14 +91,14 @@ NODES ?= 1
 GPUS  ?= 1
 TIME  ?= 24:00:00
 slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00] [PARTITION=] [DRY_RUN=1] [ARGS=]
-	$(PY) -m lightning_gans.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
+	$(PY) -m lightning_gans.run.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
 		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
 bench-emd: install ## EMD estimate vs exact W1 over toy8 runs (Pearson r), WGAN-GP and WGAN, both critic schedules (~25 min)
 	$(PY) benchmarks/emd_tracking.py
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
-	$(PY) -m lightning_gans.theory_plot docs/theory_example_a.png
+	$(PY) -m lightning_gans.tools.theory_plot docs/theory_example_a.png
 
 clean: ## remove caches and build files (keeps .venv, runs/ and data/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

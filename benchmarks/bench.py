@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from plain_loops import PLAIN  # noqa: E402
 
-from lightning_gans.cli import build_cli  # noqa: E402
 from lightning_gans.data import first_n  # noqa: E402
-from lightning_gans.theory import wasserstein1  # noqa: E402
+from lightning_gans.metrics.theory import wasserstein1  # noqa: E402
+from lightning_gans.run.cli import build_cli  # noqa: E402
 
 CASES = [  # (dataset, model): toy8 uses configs/toy/, digits configs/
     ("toy8", "wgan_gp"),
@@ -60,7 +60,7 @@ def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str):
     args += ["--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false"]
     args += ["--trainer.enable_model_summary", "false", "--trainer.logger", "true"]
     args += ["--run.logger", "csv", "--run.root", root, "--run.name", f"{model}-{dataset}-{seed}"]
-    args += ["--run.sample_every", "0", "--run.ckpt_every", str(10 * iters)]
+    args += ["--samples.every_n_steps", "0", "--checkpoint.every_n_train_steps", str(10 * iters)]
     cli = build_cli(args, run=False)
     cli.datamodule.setup("fit")
     hp = {**cli.model.hparams, "batch_size": cli.datamodule.hparams.batch_size}
@@ -126,11 +126,11 @@ def score(sample, hp: dict, dm, dataset: str, seed: int, scorer) -> float:
 
 
 def digits_scorer():
-    from lightning_gans.features import classifier_path
-    from lightning_gans.fid import ImageQuality
+    from lightning_gans.metrics.features import classifier_path
+    from lightning_gans.metrics.image_quality import ImageQuality
 
     if not classifier_path("digits", 32).is_file():
-        from lightning_gans.classifier import train_classifier
+        from lightning_gans.tools.classifier import train_classifier
 
         print("training the digits domain classifier first (make classifier)", flush=True)
         train_classifier("digits", 32)

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightning_gans.cli import build_cli  # noqa: E402
+from lightning_gans.run.cli import build_cli  # noqa: E402
 
 
 def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict[str, np.ndarray]:
@@ -51,11 +51,11 @@ def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict
             root,
             "--run.name",
             "run",
-            "--run.sample_every",
+            "--samples.every_n_steps",
             "0",
-            "--run.ckpt_every",
+            "--checkpoint.every_n_train_steps",
             str(steps),
-            "--run.w1_points",
+            "--transport.n_points",
             "2000",
             *extra,  # after --config: the model's class must be known first
         ],
@@ -140,7 +140,7 @@ def main() -> None:
         "![EMD estimate against exact W1](emd_tracking.png)",
         "",
         "The WGAN-clip estimate is on its own axis: its critic is K-Lipschitz for an unknown "
-        "K, so only its shape, not its scale, can track W1 (THEORY.md item 11). The last "
+        "K, so only its shape, not its scale, can track W1 (docs/theory.md §6). The last "
         "column is the estimate over what the penalised objective's optimum reports, "
         "W1 + W1^2 / (2 lambda) (see `penalised_optimum`): near 1 when the critic is near "
         "its optimum.",

@@ -22,9 +22,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightning_gans.cli import build_cli  # noqa: E402
-from lightning_gans.datasets import toy_points  # noqa: E402
-from lightning_gans.theory import wasserstein1  # noqa: E402
+from lightning_gans.data.datasets import toy_points  # noqa: E402
+from lightning_gans.metrics.theory import wasserstein1  # noqa: E402
+from lightning_gans.run.cli import build_cli  # noqa: E402
 
 N = 2000
 
@@ -55,9 +55,9 @@ def run(model: str, seed: int, steps: int, root: str) -> tuple[float, float]:
             root,
             "--run.name",
             f"{model}-{seed}",
-            "--run.sample_every",
+            "--samples.every_n_steps",
             "0",
-            "--run.ckpt_every",
+            "--checkpoint.every_n_train_steps",
             str(steps),
         ],
         run=False,

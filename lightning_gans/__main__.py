@@ -1,3 +1,3 @@
-from lightning_gans.cli import main
+from lightning_gans.run.main import main
 
 main()

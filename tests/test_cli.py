@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, run_module
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, run_module
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

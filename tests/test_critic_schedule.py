@@ -1,15 +1,13 @@
 """The WGAN reference code's critic schedule (``critic_schedule: wgan``): bursts of 100 critic
-updates, each on a fresh real batch (THEORY.md item 13), with generator-step accounting and
+updates, each on a fresh real batch (docs/theory.md §7), with generator-step accounting and
 exact resume intact."""
 
 from __future__ import annotations
 
 import torch
 
-from lightning_gans import WGAN
-from lightning_gans.cli import build_cli
-from tests.conftest import cli_args
-from tests.test_wgan import CountSteps
+from lightning_gans import WGAN, WGANGP
+from tests.helpers import CountSteps, fit
 
 BURST = ["--model.critic_schedule", "wgan", "--trainer.limit_val_batches", "0"]
 
@@ -23,19 +21,17 @@ def test_schedule_is_the_reference_codes():
     assert {WGAN().critic_iterations(s) for s in steps} == {5}
 
 
-def test_burst_steps_update_the_critic_100_times_on_fresh_real_batches(tmp_path):
-    cli = build_cli(cli_args(tmp_path, "toy/wgan_gp", *BURST, steps=2), run=False)
+def test_burst_steps_update_the_critic_100_times_on_fresh_real_batches(tmp_path, monkeypatch):
     counter = CountSteps()
-    cli.trainer.callbacks.append(counter)
     seen: list[torch.Tensor] = []
-    critic_loss = cli.model.critic_loss
+    critic_loss = WGANGP.critic_loss
 
-    def recording(real, fake, noise):
+    def recording(self, real, fake, noise):
         seen.append(real.clone())
-        return critic_loss(real, fake, noise)
+        return critic_loss(self, real, fake, noise)
 
-    cli.model.critic_loss = recording
-    cli.trainer.fit(cli.model, cli.datamodule)
+    monkeypatch.setattr(WGANGP, "critic_loss", recording)
+    cli = fit(tmp_path, "toy/wgan_gp", *BURST, steps=2, callbacks=[counter])
 
     assert cli.trainer.global_step == 2  # still one step per generator update
     assert counter.calls == {"generator": 2, "critic": 200}
@@ -48,12 +44,8 @@ def test_burst_steps_update_the_critic_100_times_on_fresh_real_batches(tmp_path)
 
 def test_bursts_resume_exactly(tmp_path):
     extra = [*BURST, "--trainer.deterministic", "true"]
-    full = build_cli(
-        cli_args(tmp_path, "toy/wgan", *extra, "--run.ckpt_every", "2", steps=4), run=False
-    )
-    full.trainer.fit(full.model, full.datamodule)
-    resumed = build_cli(cli_args(tmp_path, "toy/wgan", *extra, "--run.name", "r", steps=4), False)
+    full = fit(tmp_path, "toy/wgan", *extra, "--checkpoint.every_n_train_steps", "2", steps=4)
     ckpt = tmp_path / "run" / "checkpoints" / "step000002.ckpt"
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(ckpt))
+    resumed = fit(tmp_path, "toy/wgan", *extra, name="r", steps=4, ckpt_path=ckpt)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_gans.data import GANDataModule
-from lightning_gans.datasets import DATASETS, DataError, toy_points
+from lightning_gans.data.datasets import DATASETS, DataError, toy_points
 
 
 @pytest.mark.parametrize(

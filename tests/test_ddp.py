@@ -1,4 +1,5 @@
-"""DDP on CPU with gloo, 2 processes, through the real CLI (scale-out issue; PITFALLS 6-11)."""
+"""DDP on CPU with gloo, 2 processes, through the real CLI
+(docs/design.md#every-parameter-in-every-backward)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lightning_gans import WGANGP
-from tests.conftest import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
+from lightning_gans.models.distributed import touch_every_parameter
+from tests.helpers import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
 
 DDP = [
     "--trainer.strategy",
@@ -51,7 +53,7 @@ def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
         "run",
         "--trainer.max_steps",
         "4",
-        "--run.sample_every",
+        "--samples.every_n_steps",
         "2",
         env={"OMP_NUM_THREADS": "1"},
     )
@@ -86,7 +88,7 @@ def _critic_update(model: WGANGP, real, z, eps, wrapper=None) -> dict[str, torch
         fake = model.generator(z)
     model.rand = lambda *shape, noise: eps  # the interpolation weights of this process
     loss, _ = model.critic_loss(real, fake, noise=None)
-    loss = loss + model._ddp_touch(model.generator)
+    loss = loss + touch_every_parameter(model.generator)
     if wrapper is not None:
         prepare_for_backward(wrapper, loss)  # what Lightning's DDP strategy does before backward
     opt.zero_grad()

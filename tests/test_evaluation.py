@@ -13,14 +13,14 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from lightning_gans.datasets import digits_images
-from tests.conftest import ROOT, fit
+from lightning_gans.data.datasets import digits_images
+from tests.helpers import ROOT, fit
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """A data/ cache with a quickly trained digits classifier (3 epochs, ~95% accurate)."""
-    from lightning_gans.classifier import train_classifier
+    from lightning_gans.tools.classifier import train_classifier
 
     root = tmp_path_factory.mktemp("cache")
     path, accuracy = train_classifier("digits", 32, epochs=3, cache=str(root))
@@ -30,7 +30,7 @@ def cache(tmp_path_factory):
 
 def tool(module: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"lightning_gans.{module}", *args],
+        [sys.executable, "-m", f"lightning_gans.tools.{module}", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -47,7 +47,7 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_domain_fid_and_kid_are_zero_for_identical_sets_and_grow_with_damage(cache):
-    from lightning_gans.fid import ImageQuality
+    from lightning_gans.metrics.image_quality import ImageQuality
 
     quality = ImageQuality("domain", "digits", 32, 1, cache=str(cache))
     x = digits_images(32)
@@ -89,7 +89,7 @@ def test_eval_and_sample_on_a_digits_checkpoint(tmp_path, cache):
 
 
 def test_eval_of_a_vae_adds_elbo_and_iw_bound(tmp_path, cache):
-    from lightning_gans.evaluate import evaluate
+    from lightning_gans.tools.evaluate import evaluate
 
     fit(tmp_path, "vae", "--model.iw_samples", "4", steps=3)
     result = evaluate(str(tmp_path / "run"), n=32, cache=str(cache))
@@ -99,7 +99,7 @@ def test_eval_of_a_vae_adds_elbo_and_iw_bound(tmp_path, cache):
 
 
 def test_eval_of_a_toy_checkpoint_is_exact_w1(tmp_path):
-    from lightning_gans.evaluate import evaluate
+    from lightning_gans.tools.evaluate import evaluate
 
     fit(tmp_path, "toy/wgan_gp", steps=3)
     result = evaluate(str(tmp_path / "run"), n=200)
@@ -144,7 +144,7 @@ def test_periodic_fid_is_logged_every_k_steps(tmp_path, cache, monkeypatch):
     shutil.copytree(
         cache / "classifiers", cache.parent / "data" / "classifiers", dirs_exist_ok=True
     )
-    fit(tmp_path, "wgan_gp", "--run.fid_every", "2", "--run.fid_samples", "64", steps=4)
+    fit(tmp_path, "wgan_gp", "--fid.every_n_steps", "2", "--fid.n_samples", "64", steps=4)
     text = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     header = text[0].split(",")
     rows = [dict(zip(header, ln.split(","), strict=True)) for ln in text[1:]]

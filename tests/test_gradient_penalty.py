@@ -1,4 +1,4 @@
-"""The gradient penalty of WGAN-GP (THEORY.md item 12; PITFALLS 10-12)."""
+"""The gradient penalty of WGAN-GP (docs/theory.md §7, docs/design.md#gradient-penalty-in-fp32)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lightning_gans import WGANGP
-from lightning_gans.losses import gradient_penalty, input_grad_norm
+from lightning_gans.models.losses import gradient_penalty, input_grad_norm
 
 
 class Linear(nn.Module):

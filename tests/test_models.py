@@ -6,27 +6,19 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lightning_gans import GAN, WGAN, WGANGP
-from lightning_gans.models.base import AdversarialModule
-from lightning_gans.theory import gan_value, js, optimal_discriminator
-from tests.test_wgan import CountSteps
+from lightning_gans.metrics.theory import gan_value, js, optimal_discriminator
+from tests.helpers import CountSteps
 
 
 @pytest.mark.parametrize(
     ("config", "n_critic"),
     [("toy/gan", 1), ("toy/wgan", 5), ("toy/wgan_gp", 5), ("gan", 1), ("wgan_gp", 2)],
 )
-def test_step_accounting(tmp_path, config, n_critic):
-    from lightning_gans.cli import build_cli
-    from tests.conftest import cli_args
-
-    extra = ["--model.n_critic", str(n_critic)]
-    cli = build_cli(cli_args(tmp_path, config, *extra, steps=3), run=False)
+def test_step_accounting(fit_run, config, n_critic):
     counter = CountSteps()
-    cli.trainer.callbacks.append(counter)
-    cli.trainer.fit(cli.model, cli.datamodule)
+    cli = fit_run(config, "--model.n_critic", str(n_critic), steps=3, callbacks=[counter])
     assert cli.trainer.global_step == 3
     assert counter.calls == {"generator": 3, "critic": 3 * n_critic}
 
@@ -36,8 +28,10 @@ def test_saturating_and_non_saturating_generator_losses():
     d = torch.sigmoid(f_fake)
     ns = GAN(non_saturating=True).generator_loss(f_fake)
     sat = GAN(non_saturating=False).generator_loss(f_fake)
-    assert ns.item() == pytest.approx(-torch.log(d).mean().item(), abs=1e-6)  # item 9
-    assert sat.item() == pytest.approx(torch.log(1 - d).mean().item(), abs=1e-6)  # item 6
+    assert ns.item() == pytest.approx(-torch.log(d).mean().item(), abs=1e-6)  # docs/theory.md §3
+    assert sat.item() == pytest.approx(
+        torch.log(1 - d).mean().item(), abs=1e-6
+    )  # docs/theory.md §3
 
 
 def test_discriminator_alone_approaches_d_star():
@@ -72,72 +66,6 @@ def test_value_at_d_star_is_minus_log4_plus_2js():
     p, q = p / p.sum(), q / q.sum()
     v = gan_value(optimal_discriminator(p, q), p, q)
     assert v.item() == pytest.approx(-math.log(4) + 2 * js(p, q).item(), abs=1e-5)
-
-
-# --- "Add your own GAN": a least-squares GAN (Mao et al. 2017) in under 40 lines ----------
-
-
-class LSGAN(AdversarialModule):
-    """Least-squares GAN: D regresses real to 1 and fake to 0; G pushes D(G(z)) to 1."""
-
-    def __init__(
-        self,
-        data_shape=(2,),
-        latent_dim=2,
-        n_critic=1,
-        lr=2e-4,
-        g_width=32,
-        d_width=32,
-        critic_norm="none",
-        seed=0,
-    ):
-        super().__init__(data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed)
-        self.save_hyperparameters()
-
-    def configure_optimizers(self):
-        return self.optimizer_pair(torch.optim.Adam, lr=self.hparams.lr, betas=(0.5, 0.999))
-
-    def critic_loss(self, real, fake, noise):
-        f_real, f_fake = self.critic(real), self.critic(fake)
-        loss = 0.5 * (F.mse_loss(f_real, torch.ones_like(f_real)) + f_fake.pow(2).mean())
-        return loss, {"d_real": f_real.mean(), "d_fake": f_fake.mean()}
-
-    def critic_metrics(self, f_real, f_fake):
-        return {"d_real": f_real.mean(), "d_fake": f_fake.mean()}
-
-    def generator_loss(self, f_fake):
-        return 0.5 * F.mse_loss(f_fake, torch.ones_like(f_fake))
-
-
-def test_custom_lsgan_trains_through_the_cli(tmp_path):
-    from lightning_gans.cli import build_cli
-    from tests.conftest import QUIET
-
-    args = [
-        "--model",
-        "tests.test_models.LSGAN",
-        "--data.dataset",
-        "toy8",
-        "--data.batch_size",
-        "64",
-        "--data.toy_size",
-        "2048",
-        "--trainer.max_steps",
-        "20",
-        "--run.root",
-        str(tmp_path),
-        "--run.logger",
-        "csv",
-        *QUIET,
-    ]
-    cli = build_cli(args, run=False)
-    before = [p.clone() for p in cli.model.generator.parameters()]
-    cli.trainer.fit(cli.model, cli.datamodule)
-    assert cli.trainer.global_step == 20
-    assert any(
-        not torch.equal(a, b) for a, b in zip(before, cli.model.generator.parameters(), strict=True)
-    )
-    assert cli.model.sample(8).shape == (8, 2)
 
 
 @pytest.mark.parametrize("cls", [GAN, WGAN, WGANGP])

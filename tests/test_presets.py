@@ -9,10 +9,9 @@ import torch
 import yaml
 from PIL import Image
 
-from lightning_gans.cli import build_cli
-from lightning_gans.datasets import native_channels
+from lightning_gans.data.datasets import native_channels
 from lightning_gans.nets import build_critic, build_generator
-from tests.conftest import QUIET, ROOT, cli_args
+from tests.helpers import QUIET, ROOT, cli_args, fit, fit_cli, run_module
 
 PRESETS = sorted((ROOT / "configs" / "experiments").glob("*/*.yaml"))
 
@@ -50,17 +49,16 @@ def test_preset_trains_three_steps_on_stand_in_data(preset, image_folders, tmp_p
     spec = yaml.safe_load(text)
     size, dataset = spec["data"]["image_size"], spec["data"]["dataset"]
     channels = native_channels(dataset, None)
-    assert spec["run"]["fid_every"] > 0 and spec["run"]["ckpt_every"] > 0
-    assert spec["run"]["fid_every"] <= spec["trainer"]["max_steps"]
+    assert spec["fid"]["every_n_steps"] > 0 and spec["checkpoint"]["every_n_train_steps"] > 0
+    assert spec["fid"]["every_n_steps"] <= spec["trainer"]["max_steps"]
     args = ["--config", str(ROOT / "configs" / f"{preset.stem}.yaml"), "--config", str(preset)]
     args += ["--data.dataset", "folder", "--data.root", str(image_folders(size, channels))]
     args += ["--data.channels", str(channels), "--data.batch_size", "4", *QUIET]
     args += ["--trainer.max_steps", "3", "--trainer.num_sanity_val_steps", "0"]
-    args += ["--run.fid_every", "0", "--run.root", str(tmp_path), "--run.logger", "none"]
-    cli = build_cli(args, run=False)
+    args += ["--fid.every_n_steps", "0", "--run.root", str(tmp_path), "--run.logger", "none"]
+    cli = fit_cli(args)
     assert cli.model.data_shape == (channels, size, size)
     assert cli.datamodule.hparams.batch_size == 4  # the preset's other values stand
-    cli.trainer.fit(cli.model, cli.datamodule)
     assert cli.trainer.global_step == 3
     assert cli.model.sample(2).shape == (2, channels, size, size)
 
@@ -111,15 +109,10 @@ def test_linear_schedule_reaches_zero_at_the_last_generator_step(fit_run):
 def test_ema_and_schedule_survive_save_and_resume(tmp_path):
     extra = ["--model.ema_decay", "0.8", "--model.ema_start", "2", "--model.lr_schedule", "linear"]
     extra += ["--trainer.deterministic", "true", "--trainer.limit_val_batches", "0"]
-    full = build_cli(cli_args(tmp_path, "toy/wgan_gp", *extra, "--run.ckpt_every", "4", steps=8),
-                     run=False)  # fmt: skip
-    full.trainer.fit(full.model, full.datamodule)
+    full = fit(tmp_path, "toy/wgan_gp", *extra, "--checkpoint.every_n_train_steps", "4", steps=8)
     ckpt = tmp_path / "run" / "checkpoints" / "step000004.ckpt"
     assert "generator_ema.n_averaged" in torch.load(ckpt, weights_only=False)["state_dict"]
-    resumed = build_cli(
-        cli_args(tmp_path, "toy/wgan_gp", *extra, "--run.name", "resumed", steps=8), run=False
-    )
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(ckpt))
+    resumed = fit(tmp_path, "toy/wgan_gp", *extra, name="resumed", steps=8, ckpt_path=ckpt)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert generator_gap(resumed.model) > 0
@@ -127,8 +120,6 @@ def test_ema_and_schedule_survive_save_and_resume(tmp_path):
 
 
 def test_bad_ema_and_schedule_values_are_config_errors(tmp_path):
-    from tests.conftest import run_module
-
     for flag, value, needle in [
         ("--model.lr_schedule", "cosine", "valid: constant, linear"),
         ("--model.ema_decay", "1.5", "ema_decay must be in [0, 1)"),

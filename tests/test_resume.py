@@ -1,4 +1,4 @@
-"""Exact resume, preemption and no lost work (scale-out issue; PITFALLS 18-21)."""
+"""Exact resume, preemption and no lost work (docs/design.md#exact-resume)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from lightning_gans import WGAN
-from lightning_gans.cli import build_cli
-from lightning_gans.models.generative import NonFiniteLossError
-from lightning_gans.preemption import AtomicCheckpointIO
-from tests.conftest import QUIET, ROOT, TINY_GAN, TINY_TOY, cli_args
+from lightning_gans.models import NonFiniteLossError
+from lightning_gans.run.checkpoints import AtomicCheckpointIO
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, fit, run_module
 
 # toy8 with 4096 points, batch 32, n_critic 5: 25 generator steps per epoch
 DETERMINISTIC = [
@@ -36,17 +35,13 @@ def weights(model) -> dict[str, torch.Tensor]:
 )
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
     n = 30
-    full = build_cli(
-        cli_args(tmp_path, config, *DETERMINISTIC, "--run.ckpt_every", str(k), steps=n), run=False
+    full = fit(
+        tmp_path, config, *DETERMINISTIC, "--checkpoint.every_n_train_steps", str(k), steps=n
     )
-    full.trainer.fit(full.model, full.datamodule)
     ckpt = tmp_path / "run" / "checkpoints" / f"step{k:06d}.ckpt"
     assert ckpt.exists()
 
-    resumed = build_cli(
-        cli_args(tmp_path, config, *DETERMINISTIC, "--run.name", "resumed", steps=n), run=False
-    )
-    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(ckpt))
+    resumed = fit(tmp_path, config, *DETERMINISTIC, name="resumed", steps=n, ckpt_path=ckpt)
     assert resumed.trainer.global_step == n
     a, b = weights(full.model), weights(resumed.model)
     assert all(torch.equal(a[key], b[key]) for key in a), [
@@ -63,8 +58,8 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
 
 
 def test_resume_accepts_a_run_directory(tmp_path):
-    from lightning_gans.cli import resolve_checkpoint
     from lightning_gans.errors import ConfigError
+    from lightning_gans.run.run_dir import resolve_checkpoint
 
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
@@ -94,7 +89,7 @@ def test_sigusr1_writes_checkpoint_exits_0_and_resumes(tmp_path):
         "csv",
         "--trainer.max_steps",
         "100000",
-        "--run.ckpt_every",
+        "--checkpoint.every_n_train_steps",
         "100000",
     ]
     proc = subprocess.Popen(
@@ -131,9 +126,8 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypa
         return loss * torch.nan if self.global_step == 4 else loss
 
     monkeypatch.setattr(WGAN, "generator_loss", poisoned)
-    cli = build_cli(cli_args(tmp_path, "toy/wgan", "--run.ckpt_every", "2", steps=10), run=False)
     with pytest.raises(NonFiniteLossError, match=r"generator step 4: g_loss = nan"):
-        cli.trainer.fit(cli.model, cli.datamodule)
+        fit(tmp_path, "toy/wgan", "--checkpoint.every_n_train_steps", "2", steps=10)
     good = tmp_path / "run" / "checkpoints" / "step000004.ckpt"
     model = WGAN.load_from_checkpoint(good)
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -141,8 +135,6 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypa
 
 
 def test_non_finite_loss_exit_code_and_message(tmp_path):
-    from tests.conftest import run_module
-
     proc = run_module(
         "fit",
         "--config",

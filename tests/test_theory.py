@@ -1,4 +1,4 @@
-"""THEORY.md items 1-8 and 16 and worked examples A and B, as tests (issue: theory as code)."""
+"""docs/theory.md §1-§4 and §8.3, and worked examples A and B, as tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_gans.theory import (
+from lightning_gans.metrics.theory import (
     cross_entropy,
     entropy,
     gan_value,
@@ -21,7 +21,7 @@ from lightning_gans.theory import (
     wasserstein1,
     wasserstein1_1d,
 )
-from lightning_gans.theory_plot import example_a, parallel_lines
+from lightning_gans.tools.theory_plot import example_a, parallel_lines
 
 LOG2 = math.log(2)
 
@@ -36,10 +36,10 @@ def distributions(size: int):
     )
 
 
-# --- item 1-4 -----------------------------------------------------------------------------------
+# --- §1, §2 -------------------------------------------------------------------------------------
 
 
-def test_cross_entropy_is_entropy_plus_kl():  # item 2: H(p, q) = H(p) + KL(p || q)
+def test_cross_entropy_is_entropy_plus_kl():  # §1: H(p, q) = H(p) + KL(p || q)
     p = torch.tensor([0.5, 0.25, 0.25, 0.0], dtype=torch.float64)
     q = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     assert cross_entropy(p, q).item() == pytest.approx((entropy(p) + kl(p, q)).item(), abs=1e-12)
@@ -78,7 +78,7 @@ def test_properties_on_random_distributions(p, q):
         assert cross_entropy(p, q).item() == pytest.approx((entropy(p) + kl(p, q)).item(), abs=1e-9)
 
 
-# --- item 5, examples A and B ----------------------------------------------------------------
+# --- §4, examples A and B --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("theta", [0.0, 0.25, -0.5, 1.0, 3.0])
@@ -95,7 +95,7 @@ def test_example_a_parallel_lines(theta):
 
 
 def test_theory_plot_curves_and_png(tmp_path):
-    from lightning_gans.theory_plot import main
+    from lightning_gans.tools.theory_plot import main
 
     rows = example_a([-1.0, 0.0, 0.5])
     assert rows["W"] == pytest.approx([1.0, 0.0, 0.5])
@@ -128,7 +128,7 @@ def test_weighted_point_sets():
     assert wasserstein1(x, y, a=torch.tensor([0.75, 0.25])) == pytest.approx(0.25)
 
 
-# --- items 6-8: the GAN game ------------------------------------------------------------------
+# --- §3: the GAN game -------------------------------------------------------------------------
 
 
 @settings(max_examples=40, deadline=None)
@@ -162,7 +162,7 @@ def test_c_of_g_minimum_only_at_p_data():
     assert gan_value(optimal_discriminator(p, q), p, q).item() > -math.log(4) + 1e-4
 
 
-# --- item 16: the Gaussian KL ------------------------------------------------------------------
+# --- §8.3: the Gaussian KL --------------------------------------------------------------------
 
 
 def test_gaussian_kl_closed_form_matches_monte_carlo():

@@ -1,7 +1,8 @@
-"""W&B tracking; the EMD estimate checked against exact optimal transport (items 5, 10, 11)."""
+"""W&B tracking; the EMD estimate checked against exact optimal transport (docs/theory.md §4-§6)."""
 
 from __future__ import annotations
 
+import csv
 import math
 import time
 
@@ -10,10 +11,9 @@ import torch
 import yaml
 
 from lightning_gans import WGAN, WGANGP
-from lightning_gans.losses import critic_emd
-from lightning_gans.tracking import wandb_mode
-from lightning_gans.wandb_reader import logged_images, read_history
-from tests.conftest import (
+from lightning_gans.models.losses import critic_emd
+from lightning_gans.run.loggers import wandb_mode
+from tests.helpers import (
     QUIET,
     ROOT,
     TINY_DIGITS,
@@ -34,9 +34,9 @@ SHORT = [
     "2",
     "--trainer.limit_val_batches",
     "2",
-    "--run.w1_points",
+    "--transport.n_points",
     "200",
-    "--run.sample_every",
+    "--samples.every_n_steps",
     "3",
     "--run.logger",
     "wandb",
@@ -106,15 +106,17 @@ def test_offline_wandb_history_holds_the_keys(tmp_path, config):
         "run",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    history = read_history(tmp_path / "run")
+    with open(tmp_path / "run" / "metrics.csv") as f:  # the CSV copy of every logged figure
+        history = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
     logged = {k for row in history for k in row}
     assert set(keys) <= logged, set(keys) - logged
     for key in keys:
         values = [row[key] for row in history if key in row]
         assert all(math.isfinite(v) for v in values), (key, values)
-    steps = [row["trainer/global_step"] for row in history if "train/" + keys[0][6:] in row]
-    assert steps == sorted(steps)  # plotted against generator steps
-    images = [p.name for p in logged_images(tmp_path / "run")]
+    steps = [row["step"] for row in history if keys[0] in row]
+    assert steps == sorted(steps) and len(steps) >= 2  # plotted against generator steps
+    assert list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))  # the W&B run
+    images = [p.name for p in (tmp_path / "run").rglob("files/media/images/*.png")]
     assert any(name.startswith("samples_") for name in images)
     if config == "vae":
         assert any(name.startswith("reconstructions_") for name in images)
@@ -173,7 +175,7 @@ def test_sweep_configs_run_the_cli_with_valid_flags():
         assert proc.returncode == 0, (path.name, proc.stderr[-1500:])
 
 
-# --- THEORY.md example A: the critic alone against a fixed generator at P_theta -----------------
+# --- docs/theory.md §4, example A: the critic alone against a fixed generator at P_theta ----
 
 
 def lines(theta: float, n: int, g: torch.Generator):
@@ -206,18 +208,21 @@ def test_wgan_gp_critic_estimates_w_equal_theta(theta):
 
 
 def test_wgan_clip_critic_estimate_is_proportional_to_theta():
-    estimates = {}
-    for theta in (1.0, 2.0):
-        torch.manual_seed(0)
-        model = WGAN(data_shape=(2,), latent_dim=2, d_width=64)
-        opt = torch.optim.RMSprop(model.critic.parameters(), lr=5e-4)
-        estimates[theta] = train_critic_alone(model, opt, theta, steps=400)
-    assert estimates[2.0] / estimates[1.0] == pytest.approx(2.0, rel=0.2)
-    assert 0 < estimates[1.0] < 0.1 * 1.0 and estimates[2.0] < 0.1 * 2.0  # K unknown and small
+    ratios = []
+    for seed in range(3):  # one clipped critic's ratio spreads 1.9-2.9 over seeds: the median
+        estimates = {}
+        for theta in (1.0, 2.0):
+            torch.manual_seed(seed)
+            model = WGAN(data_shape=(2,), latent_dim=2, d_width=64)
+            opt = torch.optim.RMSprop(model.critic.parameters(), lr=5e-4)
+            estimates[theta] = train_critic_alone(model, opt, theta, steps=400)
+        assert 0 < estimates[1.0] < 0.1 * 1.0 and estimates[2.0] < 0.1 * 2.0  # K unknown, small
+        ratios.append(estimates[2.0] / estimates[1.0])
+    assert sorted(ratios)[1] == pytest.approx(2.0, rel=0.2)
 
 
 def test_a_run_directory_keeps_one_wandb_run_id(tmp_path):
-    from lightning_gans.tracking import wandb_run_id
+    from lightning_gans.run.loggers import wandb_run_id
 
     first = wandb_run_id(tmp_path / "run")
     assert wandb_run_id(tmp_path / "run") == first  # a resumed or requeued run continues it

@@ -1,32 +1,16 @@
-"""WGAN-clip through the real entry point (issue: walking skeleton; THEORY.md items 10, 11, 13)."""
+"""WGAN-clip through the real entry point (docs/theory.md §5-§7)."""
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 
 from lightning_gans import WGAN
+from tests.helpers import CountSteps
 
 
-class CountSteps(L.Callback):
-    """Counts optimizer steps per optimizer through the hook every step passes."""
-
-    def __init__(self):
-        self.calls: dict[str, int] = {"generator": 0, "critic": 0}
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        opt_g = pl_module.optimizers()[0].optimizer
-        self.calls["generator" if optimizer is opt_g else "critic"] += 1
-
-
-def test_toy8_fit_counts_steps_and_clips(tmp_path):
-    from lightning_gans.cli import build_cli
-    from tests.conftest import cli_args
-
-    cli = build_cli(cli_args(tmp_path, "toy/wgan", "--model.n_critic", "3", steps=7), run=False)
+def test_toy8_fit_counts_steps_and_clips(fit_run, tmp_path):
     counter = CountSteps()
-    cli.trainer.callbacks.append(counter)
-    cli.trainer.fit(cli.model, cli.datamodule)
+    cli = fit_run("toy/wgan", "--model.n_critic", "3", steps=7, callbacks=[counter])
 
     assert cli.trainer.global_step == 7  # global_step = generator updates
     assert counter.calls == {"generator": 7, "critic": 21}  # critic = n_critic x generator
@@ -43,7 +27,9 @@ def test_toy8_fit_counts_steps_and_clips(tmp_path):
 def test_digits_fit_writes_grid_and_checkpoint(fit_run, tmp_path):
     from PIL import Image
 
-    cli = fit_run("wgan", "--run.sample_every", "2", "--run.ckpt_every", "2", steps=4)
+    cli = fit_run(
+        "wgan", "--samples.every_n_steps", "2", "--checkpoint.every_n_train_steps", "2", steps=4
+    )
     assert cli.trainer.global_step == 4
     samples = sorted((tmp_path / "run" / "samples").glob("*.png"))
     assert [p.name for p in samples] == ["step_000002.png", "step_000004.png"]

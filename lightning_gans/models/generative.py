@@ -1,5 +1,5 @@
-"""What every model shares: a fixed latent batch for pictures, ``sample(n)``, the data's shape,
-the per-step random streams and the checks every training step makes."""
+"""What every model shares: its options saved for ``load_from_checkpoint``, ``sample(n)``, a
+fixed latent batch for pictures, the per-step random streams and the finiteness guard."""
 
 from __future__ import annotations
 
@@ -9,21 +9,36 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from lightning_gans.errors import ConfigError
+
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped on a NaN/inf loss; the weights were not updated with it."""
 
 
 class GenerativeModule(L.LightningModule):
-    """Base of every model: ``sample(n)`` in data space, and a fixed latent batch (a buffer, so
-    it is checkpointed) from which every sample picture of a run is drawn."""
+    """Base of every model. Its options are keyword-only; a subclass lists its own and forwards
+    the rest as ``**kwargs``. Every constructor argument of the whole chain is saved as
+    ``self.hparams``, so ``load_from_checkpoint(path)`` needs no config.
 
-    def __init__(self, data_shape: Sequence[int], latent_dim: int, seed: int, n_fixed: int = 64):
+    Args:
+        data_shape: shape of one sample, linked from the DataModule by the CLI.
+        latent_dim: dimension of the latent (noise) vector z.
+        seed: seeds the per-step noise and the fixed latent batch of the sample pictures.
+    """
+
+    def __init__(
+        self, *, data_shape: Sequence[int] = (2,), latent_dim: int = 128, seed: int = 0
+    ) -> None:
         super().__init__()
+        if latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.save_hyperparameters()  # collects the arguments of every __init__ in the chain
         self.data_shape = tuple(data_shape)
         self.latent_dim = latent_dim
-        fixed = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(seed))
-        self.register_buffer("fixed_z", fixed)  # (n_fixed, latent_dim)
+        # the latent batch of every sample picture of a run: a buffer, so it is checkpointed
+        fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -47,9 +62,11 @@ class GenerativeModule(L.LightningModule):
         finally:
             self.train(was_training)
 
+    # --- randomness keyed by (seed, step, rank): docs/design.md#noise-keyed-by-seed-step-rank ---
+
     def step_seed(self) -> int:
         """The seed of one training step, a function of (seed, step, rank) only, so a resumed
-        run draws exactly what the uninterrupted run drew (PITFALLS D) and ranks differ."""
+        run draws exactly what the uninterrupted run drew, and ranks differ."""
         seed = (self.hparams.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
         return seed % 2**63
 
@@ -63,13 +80,27 @@ class GenerativeModule(L.LightningModule):
     def rand(self, *shape: int, noise: torch.Generator) -> Tensor:
         return torch.rand(*shape, generator=noise, device=self.device)
 
+    # --- logging and the finiteness guard ----------------------------------------------------
+
     def logging_step(self) -> bool:
         """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``).
         ``self.log`` on the other steps is thrown away, yet it builds Lightning's result objects
         every time (measured: 0.69 s of 5.1 s over 100 toy8 GAN iterations on a CPU), so the
-        models log only on these steps."""
+        models log only on these steps (docs/design.md#private-lightning-apis)."""
         connector = getattr(self._trainer, "_logger_connector", None)
         return connector is None or connector.should_update_logs
+
+    def log_train(self, metrics: dict[str, Tensor], batch_size: int) -> None:
+        """``train/<name>`` for each metric, averaged across ranks, on logging steps only."""
+        if not self.logging_step():
+            return
+        logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
+        self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
+
+    def log_eval(self, metrics: dict[str, Tensor], batch_size: int) -> None:
+        """``val/<name>`` (or ``test/<name>``) for each metric, averaged across ranks."""
+        logged = {f"{self.eval_stage}/{k}": v for k, v in metrics.items()}
+        self.log_dict(logged, sync_dist=True, batch_size=batch_size)
 
     def check_finite(self, **losses: Tensor) -> None:
         """Stop before a NaN/inf loss reaches the weights; checkpoints on disk stay good."""

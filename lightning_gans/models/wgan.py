@@ -2,46 +2,32 @@
 
     critic:    maximise  E_x[f_w(x)] - E_z[f_w(G(z))]   then clip every w to [-c, c]
     generator: minimise  -E_z[f_w(G(z))]
-RMSProp, lr 5e-5, c = 0.01, n_critic = 5 (THEORY.md items 10, 11).
+RMSProp, lr 5e-5, c = 0.01, n_critic = 5 (docs/theory.md §5, §6).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from lightning_gans.losses import critic_emd
-from lightning_gans.models.base import AdversarialModule
+from lightning_gans.errors import ConfigError
+from lightning_gans.models.adversarial import AdversarialModule
+from lightning_gans.models.losses import critic_emd
 
 
 class WGAN(AdversarialModule):
     """WGAN-clip. Its critic is K-Lipschitz for an unknown K, so the logged ``critic_emd`` is
-    the Earth Mover's distance up to that factor (THEORY.md item 11)."""
+    the Earth Mover's distance up to that factor (docs/theory.md §6).
 
-    def __init__(
-        self,
-        data_shape: Sequence[int] = (2,),
-        latent_dim: int = 2,
-        n_critic: int = 5,
-        lr: float = 5e-5,
-        clip: float = 0.01,
-        g_width: int = 512,
-        d_width: int = 512,
-        critic_norm: str = "none",
-        seed: int = 0,
-        arch: str = "dcgan",
-        ema_decay: float | None = None,
-        ema_start: int = 0,
-        lr_schedule: str = "constant",
-        critic_schedule: str = "constant",
-    ):
-        super().__init__(
-            data_shape, latent_dim, n_critic, g_width, d_width, critic_norm, seed,
-            arch, ema_decay, ema_start, lr_schedule, critic_schedule,
-        )  # fmt: skip
-        self.save_hyperparameters()
+    Args:
+        lr: RMSProp learning rate.
+        clip: every critic weight is clipped to [-clip, clip] after each critic update.
+    """
+
+    def __init__(self, *, lr: float = 5e-5, clip: float = 0.01, **kwargs) -> None:
+        if not clip > 0:
+            raise ConfigError(f"clip must be > 0, got {clip}")
+        super().__init__(**kwargs)
 
     def configure_optimizers(self):
         return self.optimizer_pair(torch.optim.RMSprop, lr=self.hparams.lr)

@@ -1,0 +1,1 @@
+"""What is measured: the theory's divergences and exact W1, FID/KID and their feature networks."""

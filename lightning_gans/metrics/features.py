@@ -1,0 +1,132 @@
+"""Feature networks for FID and KID, and where their weights live.
+
+Two kinds, never mixed up (every figure says which it used):
+
+- ``inception``: the Inception-v3 of published FID numbers (torch-fidelity's port of the TF
+  graph, through torchmetrics). Its weights are fetched once by ``make fetch-weights`` into
+  ``data/weights/``; evaluation loads them from there only, and checks their SHA-256 prefix.
+- ``domain``: the penultimate layer of a small classifier trained on the data set itself by
+  ``make classifier DATASET=...`` (``data/classifiers/``). Works offline on the embedded digits;
+  its FID is a "domain FID", comparable only with other domain FIDs of the same classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from lightning_gans.data.datasets import DataError
+
+FEATURES = ("domain", "inception")
+INCEPTION_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+    "weights-inception-2015-12-05-6726825d.pth"
+)
+INCEPTION_SHA256_PREFIX = "6726825d"  # the hash in the published file name (torch.hub's rule)
+
+
+def inception_path(cache: str | Path = "data") -> Path:
+    return Path(cache) / "weights" / INCEPTION_URL.rsplit("/", 1)[-1]
+
+
+def classifier_path(dataset: str, image_size: int, cache: str | Path = "data") -> Path:
+    return Path(cache) / "classifiers" / f"{dataset}-{image_size}px.pt"
+
+
+def sha256_prefix(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[: len(INCEPTION_SHA256_PREFIX)]
+
+
+def fetch_inception(cache: str | Path = "data") -> Path:
+    """Downloads the Inception weights into the cache (needs internet); idempotent."""
+    path = inception_path(cache)
+    if path.is_file() and sha256_prefix(path) == INCEPTION_SHA256_PREFIX:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(INCEPTION_URL, str(path), INCEPTION_SHA256_PREFIX)
+    except Exception as e:  # URLError, HTTPError, RuntimeError (hash mismatch)
+        raise DataError(
+            f"could not fetch {INCEPTION_URL} ({type(e).__name__}: {e}); on a machine with "
+            f"internet download it and copy it to {path}"
+        ) from e
+    return path
+
+
+class DomainClassifier(nn.Module):
+    """A small convnet classifier for (C, S, S) images in [-1, 1]; ``features`` is its 128-d
+    penultimate layer, the embedding of the domain FID."""
+
+    num_features = 128
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out, k, stride in ((channels, 32, 3, 1), (32, 64, 4, 2), (64, 128, 4, 2)):
+            layers += [nn.Conv2d(c_in, c_out, k, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        # global average pooling: features of moderate scale that move smoothly with the image
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(self.num_features, n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+class DomainFeatures(nn.Module):
+    """The feature module torchmetrics calls (``normalize=True``: images in [0, 1])."""
+
+    def __init__(self, classifier: DomainClassifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.num_features = classifier.num_features
+
+    def train(self, mode: bool = True) -> DomainFeatures:
+        return super().train(False)  # never leaves evaluation mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier.features(x.float() * 2 - 1)
+
+
+def load_domain_features(
+    dataset: str, image_size: int, channels: int, cache: str | Path = "data"
+) -> DomainFeatures:
+    """The saved classifier's features, or a one-line error saying how to train it."""
+    path = classifier_path(dataset, image_size, cache)
+    if not path.is_file():
+        raise DataError(
+            f"no domain classifier for {dataset!r} at {image_size}px ({path} is missing): "
+            f"run `make classifier DATASET={dataset} IMAGE_SIZE={image_size}`"
+        )
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved["channels"] != channels:
+        raise DataError(f"{path} was trained on {saved['channels']}-channel images, not {channels}")
+    net = DomainClassifier(saved["channels"], saved["n_classes"])
+    net.load_state_dict(saved["state_dict"])
+    return DomainFeatures(net)
+
+
+def check_inception(cache: str | Path = "data") -> Path:
+    """The cached Inception weights, or a one-line error saying how to get them."""
+    path = inception_path(cache)
+    if not path.is_file():
+        raise DataError(
+            f"Inception weights not found at {path}: run `make fetch-weights` (needs internet), "
+            f"or download {INCEPTION_URL} elsewhere and copy it there; "
+            "offline, use the domain features (make classifier) instead"
+        )
+    if sha256_prefix(path) != INCEPTION_SHA256_PREFIX:
+        raise DataError(
+            f"{path} is corrupt (SHA-256 does not start with {INCEPTION_SHA256_PREFIX}): "
+            "delete it and run `make fetch-weights`"
+        )
+    return path

@@ -1,0 +1,96 @@
+"""FID and KID (torchmetrics) between real and generated images, with one feature network.
+
+FID (Heusel et al. 2017): ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over features.
+KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel, mean (and std) over
+random subsets. Images are embedded once and the statistics are torchmetrics' own; the keys say
+which network was used: ``fid``/``kid`` for Inception, ``domain_fid``/``domain_kid`` otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from lightning_gans.data.datasets import DataError, to_zero_to_one
+from lightning_gans.metrics.features import FEATURES, check_inception, load_domain_features
+
+
+class Precomputed(nn.Module):
+    """Hands torchmetrics features we computed ourselves, so each image is embedded once."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, feats: Tensor) -> Tensor:
+        return feats
+
+
+class ImageQuality:
+    """``quality(real, fake)`` -> {"domain_fid", "domain_kid", "domain_kid_std"} (or the
+    Inception ``fid``, ``kid``, ``kid_std``) for image batches in [-1, 1]."""
+
+    def __init__(
+        self,
+        features: str,
+        dataset: str,
+        image_size: int,
+        channels: int,
+        cache: str = "data",
+        device: str | torch.device = "cpu",
+    ):
+        if features not in FEATURES:
+            raise DataError(f"unknown features {features!r}; valid: {', '.join(FEATURES)}")
+        self.inception = features == "inception"
+        self.prefix = "" if self.inception else "domain_"
+        self.device = torch.device(device)
+        if self.inception:
+            from torchmetrics.image.fid import NoTrainInceptionV3
+
+            path = check_inception(cache)
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(path))
+            self.dim = 2048
+        else:
+            self.net = load_domain_features(dataset, image_size, channels, cache)
+            self.dim = self.net.num_features
+        self.net = self.net.to(self.device)
+        self.real_feats: Tensor | None = None
+
+    @torch.no_grad()
+    def embed(self, x: Tensor, batch_size: int = 200) -> Tensor:
+        """(N, C, H, W) in [-1, 1] -> (N, dim) features."""
+        out = []
+        for chunk in x.split(batch_size):
+            chunk = to_zero_to_one(chunk.float().to(self.device)).clamp(0, 1)
+            if self.inception:  # uint8 RGB, as the TF graph was fed
+                chunk = (chunk * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
+            out.append(self.net(chunk).reshape(len(chunk), -1).double().cpu())
+        return torch.cat(out)
+
+    def set_real(self, real: Tensor) -> None:
+        """Embeds the reference set once (the periodic callback reuses it)."""
+        self.real_feats = self.embed(real)
+
+    def __call__(self, real: Tensor | None, fake: Tensor, seed: int = 0) -> dict[str, float]:
+        real_feats = self.embed(real) if real is not None else self.real_feats
+        if real_feats is None:
+            raise ValueError("no real images: pass them or call set_real first")
+        fake_feats = self.embed(fake)
+        fid = FrechetInceptionDistance(Precomputed(self.dim))
+        fid.update(real_feats, real=True)
+        fid.update(fake_feats, real=False)
+        subset = min(1000, len(real_feats) // 2, len(fake_feats) // 2)  # subsets must differ
+        kid = KernelInceptionDistance(Precomputed(self.dim), subsets=100, subset_size=subset)
+        kid.update(real_feats, real=True)
+        kid.update(fake_feats, real=False)
+        with torch.random.fork_rng():  # KID draws its subsets from the global generator
+            torch.manual_seed(seed)
+            kid_mean, kid_std = kid.compute()
+        p = self.prefix
+        return {
+            f"{p}fid": float(fid.compute()),
+            f"{p}kid": float(kid_mean),
+            f"{p}kid_std": float(kid_std),
+        }

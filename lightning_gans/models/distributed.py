@@ -1,0 +1,27 @@
+"""What the adversarial loop needs under DDP, where it calls the networks directly rather than
+through the DDP wrapper (docs/design.md#every-parameter-in-every-backward)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def is_distributed() -> bool:
+    return torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def touch_every_parameter(net: torch.nn.Module) -> Tensor | float:
+    """0 * the sum of net's weights, added to a loss: under DDP every parameter must take part in
+    every backward (plain strategy="ddp" raises otherwise); alone it is skipped."""
+    if not is_distributed():
+        return 0.0
+    return 0.0 * sum(p.sum() for p in net.parameters())
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Batch-norm running statistics from rank 0 to all ranks, as DDP does at each forward of
+    its wrapper (which never sees our forwards)."""
+    if is_distributed():
+        for buf in module.buffers():
+            torch.distributed.broadcast(buf, src=0)

@@ -1,0 +1,1 @@
+"""Running a model: the CLI, its callbacks, loggers, checkpoints, preemption and SLURM."""

@@ -1,0 +1,187 @@
+"""The command line: LightningCLI plus a run directory, default loggers and callbacks.
+
+    python -m lightning_gans fit --config configs/wgan.yaml --trainer.max_steps 200
+
+The data's shape is linked into the model (``data.data_shape -> model.data_shape``), so no
+config states it. Every run writes into one directory, printed at the end:
+``<run.root>/<run.name>/`` with ``config.yaml``, ``checkpoints/``, ``samples/`` and the logs.
+The callbacks every run gets are option groups of their own, shown by ``--print_config``:
+``--samples.*``, ``--checkpoint.*`` (Lightning's ModelCheckpoint), ``--transport.*``, ``--fid.*``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_gans.data import GANDataModule
+from lightning_gans.models import GenerativeModule
+from lightning_gans.run.checkpoints import AtomicCheckpointIO, LastCheckpoint
+from lightning_gans.run.loggers import finish_wandb, make_loggers
+from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
+from lightning_gans.run.progress import StepProgressBar
+from lightning_gans.run.run_dir import git_commit, make_run_dir, resolve_checkpoint
+from lightning_gans.run.sample_pictures import SamplePictures
+
+
+@dataclass
+class RunOptions:
+    """Where a run writes and how it logs.
+
+    Args:
+        name: run directory name (default ``<model>-<dataset>-<timestamp or SLURM job id>``).
+        root: parent of all run directories.
+        logger: wandb (offline unless logged in; CSV beside it), csv, tensorboard or none.
+        project: W&B project.
+        entity: W&B entity (user or team).
+        group: W&B group.
+        tags: W&B tags.
+    """
+
+    name: str | None = None
+    root: str = "runs"
+    logger: str = "wandb"
+    project: str = "lightning-gans"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+# Lightning's ModelCheckpoint, set up to keep a checkpoint every N generator steps
+CHECKPOINT_DEFAULTS = {
+    "checkpoint.filename": "step{step:06d}",
+    "checkpoint.auto_insert_metric_name": False,
+    "checkpoint.every_n_train_steps": 1000,
+    "checkpoint.save_top_k": -1,
+    "checkpoint.save_last": True,
+    "checkpoint.enable_version_counter": False,  # LastCheckpoint writes last.ckpt too
+}
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A bad flag or value ends with one line naming it, not a page of usage."""
+
+    NOISE = (
+        "Given value",
+        "Subtypes:",
+        "Errors:",
+        "- Expected a <class 'NoneType'>",
+        "Does not validate against any of the Union subtypes",
+    )
+
+    def error(self, message: str, ex: Exception | None = None):
+        lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
+        kept = [ln.removeprefix("- ") for ln in lines if not ln.startswith(self.NOISE)]
+        sys.stderr.write(f"error: {' '.join(kept)[:800]} (see --help for the valid options)\n")
+        sys.exit(2)
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Writes the resolved config to the run directory and records it, with the git commit,
+    in every logger."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        import yaml
+
+        config = self.parser.dump(self.config, skip_none=False, format="yaml")
+        values = {"config": yaml.safe_load(config), "git_commit": git_commit()}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(values)
+
+
+class GANCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_class_arguments(RunOptions, "run")
+        parser.link_arguments(
+            "data.data_shape", "model.init_args.data_shape", apply_on="instantiate"
+        )
+        parser.add_lightning_class_args(SamplePictures, "samples")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(CHECKPOINT_DEFAULTS)
+        parser.add_lightning_class_args(TransportDistance, "transport")
+        parser.add_lightning_class_args(PeriodicImageQuality, "fid")
+
+    @property
+    def active_config(self):
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def before_instantiate_classes(self) -> None:
+        config = self.active_config
+        resume = resolve_checkpoint(config.get("ckpt_path"))
+        if resume:
+            config.ckpt_path = str(resume)
+        if resume and not config.run.name and resume.parent.name == "checkpoints":
+            self.run_dir = resume.parent.parent  # continue in the run's own directory
+        else:
+            model = config.model.class_path.rsplit(".", 1)[-1].lower()
+            self.run_dir = make_run_dir(
+                config.run.root, config.run.name, model, config.data.dataset
+            )
+        config.trainer.default_root_dir = str(self.run_dir)
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+
+    def instantiate_trainer(self, **kwargs):
+        config = self.active_config
+        run = config.run
+        if config.trainer.logger in (None, True):  # not set by the user: our defaults
+            kwargs["logger"] = make_loggers(
+                run.logger, self.run_dir, run.project, run.entity, run.group, run.tags
+            )
+        init = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        callbacks = [*(init.trainer.callbacks or []), LastCheckpoint()]
+        if config.trainer.enable_progress_bar is not False:
+            callbacks.append(StepProgressBar())
+        kwargs["callbacks"] = callbacks
+        if not config.trainer.plugins:
+            kwargs["plugins"] = [AtomicCheckpointIO()]
+        return super().instantiate_trainer(**kwargs)
+
+    def after_validate(self) -> None:
+        finish_wandb(self.trainer)
+
+    after_test = after_validate
+
+    def after_fit(self) -> None:
+        finish_wandb(self.trainer)  # flushes the history into the run files
+        rank_zero_info(
+            f"run directory: {self.run_dir}\n"
+            f"  checkpoints: {self.run_dir / 'checkpoints'} (last.ckpt = newest)\n"
+            f"  samples:     {self.run_dir / 'samples'}"
+        )
+
+
+TRAINER_DEFAULTS = {
+    "accelerator": "auto",
+    "devices": 1,
+    "max_steps": 1000,
+    "log_every_n_steps": 10,
+    # validate every N generator steps, counted across epochs (the embedded sets' epochs are short)
+    "check_val_every_n_epoch": None,
+    "val_check_interval": 250,
+    # validation takes input gradients of the critic (Lipschitz diagnostics): no inference mode
+    "inference_mode": False,
+}
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
+    """The CLI object; ``run=False`` only builds model, data and trainer (used by the tests)."""
+    return GANCLI(
+        GenerativeModule,
+        GANDataModule,
+        subclass_mode_model=True,
+        parser_class=OneLineErrorParser,
+        save_config_callback=SaveRunConfig,
+        save_config_kwargs={"overwrite": True},
+        # no --optimizer / --lr_scheduler: they would replace a model's configure_optimizers,
+        # which the manual n_critic loop depends on (optimisers and schedules are model options)
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [RichModelSummary(max_depth=2)]},
+        args=args,
+        run=run,
+    )

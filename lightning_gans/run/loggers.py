@@ -1,0 +1,104 @@
+"""The loggers. W&B is the default and never blocks training: it runs offline
+unless the user is logged in (or sets WANDB_MODE) and the server answers
+(docs/design.md#wandb-never-blocks-training)."""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lightning_gans.errors import ConfigError
+
+LOGGERS = ("wandb", "csv", "tensorboard", "none")
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wandb_mode() -> str:
+    """offline / online / disabled. Online only when asked for or logged in, and reachable."""
+    asked = os.environ.get("WANDB_MODE", "").lower()
+    if asked in ("offline", "dryrun", "disabled"):
+        return "disabled" if asked == "disabled" else "offline"
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    logged_in = bool(os.environ.get("WANDB_API_KEY"))
+    if not logged_in:
+        try:
+            logged_in = netrc.netrc().authenticators(urlparse(base).hostname or "") is not None
+        except (OSError, netrc.NetrcParseError):
+            logged_in = False
+    if asked != "online" and not logged_in:
+        return "offline"
+    if not _reachable(base):
+        rank_zero_warn(
+            f"W&B server {base} is unreachable: logging offline instead "
+            "(upload later with `wandb sync`)"
+        )
+        return "offline"
+    return "online"
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """One W&B run per run directory: a resumed or requeued run continues it
+    (docs/design.md#one-run-one-directory)."""
+    path = run_dir / "wandb_run_id"
+    if path.exists():
+        return path.read_text().strip()
+    run_id = re.sub(r"[^a-zA-Z0-9_-]", "-", run_dir.name)[:48] + "-" + os.urandom(3).hex()
+    if "LOCAL_RANK" not in os.environ or os.environ.get("LOCAL_RANK") == "0":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id)
+    return run_id
+
+
+def make_loggers(
+    kind: str, run_dir: Path, project: str, entity: str | None, group: str | None, tags: list[str]
+) -> list[Logger]:
+    """``wandb`` (default; with a CSV copy of the metrics beside it), ``csv``, ``tensorboard``
+    or ``none``."""
+    if kind not in LOGGERS:
+        raise ConfigError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
+    csv = CSVLogger(str(run_dir), name="", version="")  # <run>/metrics.csv
+    if kind == "none":
+        return []
+    if kind == "csv":
+        return [csv]
+    if kind == "tensorboard":
+        return [TensorBoardLogger(str(run_dir), name="", version="tensorboard"), csv]
+    mode = wandb_mode()
+    if mode == "disabled":
+        return [csv]
+    os.environ.setdefault("WANDB_SILENT", "true")
+    wandb = WandbLogger(
+        save_dir=str(run_dir),
+        project=project,
+        entity=entity,
+        group=group,
+        tags=tags or None,
+        name=run_dir.name,
+        id=wandb_run_id(run_dir),
+        resume="allow",
+        offline=mode == "offline",
+    )
+    return [wandb, csv]
+
+
+def finish_wandb(trainer) -> None:
+    """Ends the W&B run so that its history is written; Lightning leaves it open."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.global_rank == 0:
+            logger.experiment.finish()

@@ -1,0 +1,44 @@
+"""Entry point of ``python -m lightning_gans`` and ``lightning-gans``: a user's mistake ends
+with one line on stderr and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from lightning_gans.errors import ConfigError
+from lightning_gans.models import NonFiniteLossError
+from lightning_gans.run.cli import build_cli
+
+
+def main(args: list[str] | None = None) -> None:
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+    try:
+        build_cli(args)
+    except Exception as e:
+        cause = user_error(e)
+        if cause is None:
+            raise
+        lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
+        sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
+        sys.exit(2 if isinstance(cause, ConfigError) else 1)
+
+
+def user_error(e: BaseException | None) -> BaseException | None:
+    """The ConfigError or NonFiniteLossError behind e (jsonargparse and Lightning wrap them)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, ConfigError | NonFiniteLossError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+if __name__ == "__main__":
+    main()

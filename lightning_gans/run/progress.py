@@ -1,0 +1,89 @@
+"""Progress in generator steps, for the whole run: ``step 350/500  4.1 it/s  ETA 0:00:36``.
+
+A terminal gets a live rich bar; anything else (a SLURM ``.out`` file, a pipe) gets one plain
+line every ``print_every`` steps, so a log shows live progress too. Built on Lightning's public
+``ProgressBar`` base: its hooks and ``get_metrics`` only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class StepProgressBar(ProgressBar):
+    """Counts generator steps (``trainer.global_step``) against ``trainer.max_steps``."""
+
+    def __init__(self, print_every: int = 50):
+        super().__init__()
+        self.print_every = print_every
+        self.enabled = True
+        self.bar: Progress | None = None
+        self.task = None
+        self.start = (0, 0.0)  # (step, time) at the start of this process's training
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        self.start = (trainer.global_step, time.monotonic())
+        if sys.stdout.isatty():
+            self.bar = Progress(
+                TextColumn("step"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("{task.fields[rate]} it/s  ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[metrics]}"),
+            )
+            total = trainer.max_steps if trainer.max_steps > 0 else None
+            self.task = self.bar.add_task(
+                "", total=total, completed=trainer.global_step, rate="-", metrics=""
+            )
+            self.bar.start()
+
+    def rate(self, step: int) -> float:
+        """Generator steps per second since this process started training."""
+        return (step - self.start[0]) / max(time.monotonic() - self.start[1], 1e-9)
+
+    def shown_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        """The progress-bar metrics, as floats written on the last logging step."""
+        found = self.get_metrics(trainer, pl_module)
+        shown = [(k, v) for k, v in found.items() if isinstance(v, int | float) and k != "v_num"]
+        return "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in shown)
+
+    def line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        """``step N/T  R it/s  ETA h:mm:ss  key value ...`` for the step just finished."""
+        step, total = trainer.global_step, trainer.max_steps
+        rate = self.rate(step)
+        eta = timedelta(seconds=round((total - step) / rate)) if total > 0 and rate > 0 else "-"
+        of = f"/{total}" if total > 0 else ""
+        shown = self.shown_metrics(trainer, pl_module)
+        return f"step {step}{of}  {rate:.2f} it/s  ETA {eta}  {shown}".rstrip()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        step = trainer.global_step
+        if self.bar is not None:
+            shown = self.shown_metrics(trainer, pl_module)
+            self.bar.update(self.task, completed=step, rate=f"{self.rate(step):.2f}", metrics=shown)
+        elif self.print_every > 0 and step % self.print_every == 0:
+            print(self.line(trainer, pl_module), flush=True)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        elif self.enabled and trainer.is_global_zero:
+            print(self.line(trainer, pl_module), flush=True)

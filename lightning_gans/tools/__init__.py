@@ -1,0 +1,1 @@
+"""Programs behind `make eval`, `make sample`, `make classifier` and `make theory-plot`."""

@@ -1,0 +1,126 @@
+"""Trains the domain classifier whose features give the offline "domain FID" (features.py).
+
+    python -m lightning_gans.tools.classifier --dataset digits [--image-size 32] [--epochs 10]
+    make classifier DATASET=digits
+
+Saves ``data/classifiers/<dataset>-<size>px.pt`` with its held-out accuracy. Needs a labelled
+set: digits (embedded), mnist, fashion_mnist, cifar10 (from ``data/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightning_gans.data.datasets as ds
+from lightning_gans.metrics.features import DomainClassifier, classifier_path
+
+LABELLED = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+
+def labelled_images(dataset: str, root: str, image_size: int, seed: int = 0):
+    """((x_train, y_train), (x_test, y_test)) with images in [-1, 1]."""
+    if dataset not in LABELLED:
+        raise ds.DataError(
+            f"dataset {dataset!r} has no labels for a domain classifier; valid: "
+            f"{', '.join(LABELLED)} (use --features inception for the others)"
+        )
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        x, y = ds.digits_images(image_size), torch.as_tensor(load_digits().target)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        n_test = len(x) // 10
+        test, train = order[:n_test], order[n_test:]
+        return (x[train], y[train]), (x[test], y[test])
+    c = ds.native_channels(dataset, None)
+    splits = []
+    for train in (True, False):
+        base = ds.torchvision_split(dataset, Path(root), train, image_size, c, False).base
+        loader = DataLoader(base, batch_size=512, num_workers=2)
+        xs, ys = zip(*loader, strict=True)
+        splits.append((torch.cat(xs), torch.cat(ys)))
+    return splits[0], splits[1]
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, channels: int, n_classes: int, lr: float = 1e-3):
+        super().__init__()
+        self.net = DomainClassifier(channels, n_classes)
+        self.lr = lr
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("accuracy", (self.net(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def train_classifier(
+    dataset: str, image_size: int = 32, epochs: int = 10, root: str = "data", cache: str = "data"
+) -> tuple[Path, float]:
+    """Trains, saves and returns (path, held-out accuracy)."""
+    L.seed_everything(0, verbose=False)
+    (x, y), (x_test, y_test) = labelled_images(dataset, root, image_size)
+    module = ClassifierModule(x.shape[1], int(y.max()) + 1)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="auto",
+        devices=1,
+    )
+    train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
+    trainer.fit(module, train)
+    test = DataLoader(TensorDataset(x_test, y_test), batch_size=256)
+    accuracy = trainer.test(module, test, verbose=False)[0]["accuracy"]
+    path = classifier_path(dataset, image_size, cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")  # then renamed: readers never see half a file
+    torch.save(
+        {
+            "state_dict": module.net.state_dict(),
+            "channels": x.shape[1],
+            "n_classes": int(y.max()) + 1,
+            "dataset": dataset,
+            "image_size": image_size,
+            "test_accuracy": accuracy,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+    return path, accuracy
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="digits", help=f"one of {', '.join(LABELLED)}")
+    ap.add_argument("--image-size", type=int, default=32, choices=[32, 64])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--root", default="data", help="where downloaded sets live")
+    args = ap.parse_args(argv)
+    try:
+        path, accuracy = train_classifier(args.dataset, args.image_size, args.epochs, args.root)
+    except ds.DataError as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+    print(f"domain classifier: {path} (held-out accuracy {accuracy:.3f})")
+
+
+if __name__ == "__main__":
+    main()

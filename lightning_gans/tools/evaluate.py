@@ -1,0 +1,186 @@
+"""``make eval CKPT=... [N=...]``: how good a checkpoint's samples are, against held-out data.
+
+    python -m lightning_gans.tools.evaluate runs/<run> --n 2000 --features domain
+
+Images: FID and KID (metrics/image_quality.py) between N samples and N held-out images, with
+the domain classifier's features (offline default) or Inception's (``--features inception``, after
+``make fetch-weights``). 2-D sets: exact W1 (POT). VAE: also the test-set ELBO and
+importance-weighted bound. Prints a table, writes ``<ckpt>.eval.json`` beside the checkpoint and
+logs to the run's W&B run when it has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import lightning as L
+import torch
+
+from lightning_gans.data import GANDataModule, first_n
+from lightning_gans.errors import ConfigError
+from lightning_gans.metrics.features import FEATURES, classifier_path
+from lightning_gans.metrics.image_quality import ImageQuality
+from lightning_gans.metrics.theory import wasserstein1
+from lightning_gans.models.generative import GenerativeModule
+from lightning_gans.run.run_dir import resolve_checkpoint
+from lightning_gans.tools.classifier import train_classifier
+
+
+class Run(NamedTuple):
+    model: GenerativeModule
+    data: GANDataModule
+    path: Path
+    generator_step: int
+
+
+def load_run(ckpt: str, device: str = "cpu") -> Run:
+    """The model and DataModule a checkpoint was trained with (both are in the checkpoint)."""
+    path = resolve_checkpoint(ckpt)
+    if path is None:
+        raise ConfigError(f"checkpoint {ckpt!r} not found: pass a .ckpt file or a run directory")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        module, name = saved["hyper_parameters"]["_class_path"].rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+        model = cls.load_from_checkpoint(path, map_location=device)
+    except (KeyError, RuntimeError, EOFError, ValueError, ImportError, AttributeError) as e:
+        raise ConfigError(f"{path} is not a lightning-gans checkpoint ({type(e).__name__})") from e
+    if not isinstance(model, GenerativeModule):
+        raise ConfigError(f"{path} holds a {type(model).__name__}, not a lightning-gans model")
+    hparams = saved["datamodule_hyper_parameters"]
+    data = GANDataModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    data.setup("test")
+    return Run(model.eval(), data, path, saved["global_step"])
+
+
+def ensure_classifier(dataset: str, image_size: int, cache: str) -> None:
+    """Trains the domain classifier once when it is missing (about a minute on a CPU)."""
+    path = classifier_path(dataset, image_size, cache)
+    if not path.is_file():
+        print(f"no {path}: training the {dataset} domain classifier once (make classifier)")
+        _, accuracy = train_classifier(dataset, image_size, cache=cache)
+        print(f"domain classifier: {path} (held-out accuracy {accuracy:.3f})")
+
+
+def evaluate(
+    ckpt: str, n: int = 2000, features: str = "domain", cache: str = "data", seed: int = 0
+) -> dict:
+    """All figures for one checkpoint; also written to ``<ckpt>.eval.json``."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, data, path, step = load_run(ckpt, device)
+    real = first_n(data.test_set, n)  # all of a smaller held-out split (digits: 179 images)
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    fake = model.sample(z=z).float().cpu()
+    h = data.hparams
+    if real.dim() == 2:
+        metrics = {"exact_w1": wasserstein1(fake, real)}
+    else:
+        c = real.shape[1]
+        if features == "domain" and h.dataset == "digits":  # embedded: trainable offline
+            ensure_classifier(h.dataset, h.image_size, cache)
+        quality = ImageQuality(features, h.dataset, h.image_size, c, cache, device)
+        metrics = quality(real, fake, seed)
+    if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
+        tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
+        scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
+        metrics |= {k.removeprefix("test/"): v for k, v in scores.items()}
+    result = {
+        "checkpoint": str(path),
+        "model": type(model).__name__,
+        "dataset": h.dataset,
+        "generator_step": step,
+        "n_samples": len(fake),
+        "n_real": len(real),
+        "features": features if real.dim() == 4 else "none (exact optimal transport)",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "metrics": metrics,
+    }
+    path.with_suffix(".eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    log_to_wandb(path, result)
+    return result
+
+
+def log_to_wandb(ckpt: Path, result: dict) -> None:
+    """Adds the figures to the run's W&B run (same id), if the run logged to W&B."""
+    run_dir = ckpt.parent.parent
+    id_file = run_dir / "wandb_run_id"
+    if not id_file.is_file():
+        return
+    from lightning_gans.run.loggers import wandb_mode
+
+    mode = wandb_mode()
+    if mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(
+        id=id_file.read_text().strip(),
+        dir=str(run_dir),
+        resume="allow",
+        mode=mode,
+        project=_project(run_dir),
+        settings=wandb.Settings(silent=True),
+    )
+    run.log(
+        {f"eval/{k}": v for k, v in result["metrics"].items()}
+        | {"eval/generator_step": result["generator_step"]}
+    )
+    run.finish()
+
+
+def _project(run_dir: Path) -> str:
+    import yaml
+
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        return (yaml.safe_load(config.read_text()).get("run") or {}).get(
+            "project", "lightning-gans"
+        )
+    return "lightning-gans"
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    print(f"{result['model']} on {result['dataset']}, generator step {result['generator_step']}")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in result["metrics"].items():
+        table.add_row(k, f"{v:.4f}")
+    Console().print(table)
+    written = Path(result["checkpoint"]).with_suffix(".eval.json")
+    print(
+        f"features: {result['features']}; {result['n_samples']} samples vs "
+        f"{result['n_real']} held-out; written to {written}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="FID/KID (images), exact W1 (2-D), ELBO (VAE)")
+    ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
+    ap.add_argument("--n", type=int, default=2000, help="samples (and held-out points) to use")
+    ap.add_argument("--features", default="domain", choices=FEATURES)
+    ap.add_argument("--cache", default="data", help="where weights and classifiers live")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+    if args.n < 2:
+        ap.error(f"--n must be at least 2, got {args.n}")
+    try:
+        print_table(evaluate(args.ckpt, args.n, args.features, args.cache, args.seed))
+    except ConfigError as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""What the tests share: tiny CLI settings, the one way to start a fit, and test callbacks."""
+
+from tests.helpers.callbacks import CountSteps, DumpParams
+from tests.helpers.cli import (
+    QUIET,
+    ROOT,
+    TINY_DIGITS,
+    TINY_GAN,
+    TINY_GAN_DIGITS,
+    TINY_TOY,
+    TINY_VAE,
+    cli_args,
+    fit,
+    fit_cli,
+    run_module,
+)
+
+__all__ = [
+    "QUIET",
+    "ROOT",
+    "TINY_DIGITS",
+    "TINY_GAN",
+    "TINY_GAN_DIGITS",
+    "TINY_TOY",
+    "TINY_VAE",
+    "CountSteps",
+    "DumpParams",
+    "cli_args",
+    "fit",
+    "fit_cli",
+    "run_module",
+]
