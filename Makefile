@@ -27,11 +27,19 @@ help: ## show this help
 	@echo "models: $(MODELS)"
 	@echo "presets (EXP=): $(EXPS)"
 
+# constraints.txt: the exact versions CI tests (CONSTRAINTS= installs the newest in range);
+# TORCH_INDEX=<wheel index URL>: torch/torchvision built for another CUDA (see README)
+CONSTRAINTS ?= constraints.txt
+TORCH_INDEX ?=
+PIP = $(PY) -m pip install --quiet --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+
 install: $(VENV)/.installed ## create .venv and install the package with its dev tools (idempotent)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) is not Python >= 3.11; try make install PYTHON=python3.11 (on a cluster: module load python/3.11 first)" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(if $(TORCH_INDEX),$(PIP) torch torchvision --index-url $(TORCH_INDEX),)
+	$(PIP) -e '.[dev]'
 	touch $@
 
 check-model:

@@ -3,6 +3,7 @@ real entry points, and their one-line errors."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from lightning_gans.data.datasets import digits_images
-from tests.helpers import ROOT, fit
+from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, fit, run_module
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,26 @@ def test_periodic_fid_is_logged_every_k_steps(tmp_path, cache, monkeypatch):
     rows = [dict(zip(header, ln.split(","), strict=True)) for ln in text[1:]]
     fids = {int(r["step"]): float(r["val/domain_fid"]) for r in rows if r.get("val/domain_fid")}
     assert sorted(fids) == [2, 4] and all(v > 0 for v in fids.values())
+
+
+def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
+    """Rank 0 alone measures, so 2 gloo ranks log what 1 process logs from the same samples
+    (lr 0: the generator and its batch-norm statistics are rank 0's in both runs)."""
+    (tmp_path / "data").mkdir()
+    shutil.copytree(cache / "classifiers", tmp_path / "data" / "classifiers")
+    args = ["fit", "--config", str(ROOT / "configs" / "wgan_gp.yaml"), *TINY_DIGITS]
+    args += [*TINY_GAN_DIGITS, *QUIET, "--model.lr", "0", "--trainer.max_steps", "2"]
+    args += ["--fid.every_n_steps", "2", "--fid.n_samples", "64", "--run.logger", "csv"]
+    args += ["--trainer.limit_val_batches", "0", "--run.root", str(tmp_path)]
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    figures = []
+    for name, extra in (("one", []), ("two", ddp)):
+        proc = run_module(*args, "--run.name", name, *extra, cwd=tmp_path,
+                          env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with open(tmp_path / name / "metrics.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("val/domain_fid")]
+        assert [r["step"] for r in rows] == ["2"]  # one figure per evaluation
+        figures.append({k: float(rows[0][f"val/{k}"]) for k in ("domain_fid", "domain_kid")})
+    one, two = figures
+    assert one == pytest.approx(two, abs=1e-6, rel=1e-6) and one["domain_fid"] > 0

@@ -43,27 +43,49 @@ def collate(batch: Any) -> torch.Tensor:
 
 class EpochSampler(DistributedSampler):
     """Shuffles by (seed, epoch) alone and shards across ranks, so the data order survives a
-    restart; ``start`` skips the part of the epoch a resumed run has already seen."""
+    restart; ``start`` skips the part of the epoch a resumed run has already seen, and
+    ``offset`` is how far Lightning's epoch count runs ahead of the data's (see
+    ``ResumableLoader``)."""
 
     def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
         super().__init__(dataset, num_replicas, rank, shuffle=True, seed=seed, drop_last=True)
         self.start = 0
+        self.offset = 0
+
+    def data_epoch(self) -> int:
+        return self.epoch - self.offset
 
     def __iter__(self):
-        return iter(list(super().__iter__())[self.start :])
+        lightning_epoch, self.epoch = self.epoch, self.data_epoch()  # that epoch's order
+        try:
+            order = list(super().__iter__())
+        finally:
+            self.epoch = lightning_epoch
+        return iter(order[self.start :])
 
 
 class ResumableLoader(DataLoader):
-    """A DataLoader that Lightning checkpoints: it records how many batches of the current epoch
-    it handed out and, after ``load_state_dict``, resumes right after them (docs/design.md#exact-resume)."""
+    """A DataLoader that Lightning checkpoints: it records the data's epoch and how many batches
+    of it were handed out and, after ``load_state_dict``, resumes right after them
+    (docs/design.md#exact-resume).
+
+    A checkpoint written when ``max_steps`` ends a run mid-epoch records that epoch as finished,
+    so Lightning starts the next one when the run is extended. The loader continues the epoch
+    the data was in all the same, and counts its epochs from there on."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._seen = 0
-        self._resume_at = 0
+        self._resume: tuple[int | None, int] | None = None
 
     def __iter__(self):  # a generator: nothing is drawn before Lightning calls set_epoch
-        skip, self._resume_at = self._resume_at, 0
+        skip = 0
+        if self._resume is not None:
+            (epoch, seen), self._resume = self._resume, None
+            finished = seen >= len(self)
+            skip = 0 if finished else seen
+            if epoch is not None:  # a checkpoint that records the data's epoch
+                self.sampler.offset = self.sampler.epoch - (epoch + finished)
         self.sampler.start = skip * self.batch_size
         self._seen = skip
         for batch in super().__iter__():
@@ -71,8 +93,7 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"batches_seen": self._seen}
+        return {"batches_seen": self._seen, "data_epoch": self.sampler.data_epoch()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        seen = state["batches_seen"]
-        self._resume_at = seen if seen < len(self) else 0  # a finished epoch restarts at 0
+        self._resume = (state.get("data_epoch"), state["batches_seen"])

@@ -78,11 +78,14 @@ class ImageQuality:
         if real_feats is None:
             raise ValueError("no real images: pass them or call set_real first")
         fake_feats = self.embed(fake)
-        fid = FrechetInceptionDistance(Precomputed(self.dim))
+        # computed by one process on features it holds: no gathering across ranks
+        fid = FrechetInceptionDistance(Precomputed(self.dim), sync_on_compute=False)
         fid.update(real_feats, real=True)
         fid.update(fake_feats, real=False)
         subset = min(1000, len(real_feats) // 2, len(fake_feats) // 2)  # subsets must differ
-        kid = KernelInceptionDistance(Precomputed(self.dim), subsets=100, subset_size=subset)
+        kid = KernelInceptionDistance(
+            Precomputed(self.dim), subsets=100, subset_size=subset, sync_on_compute=False
+        )
         kid.update(real_feats, real=True)
         kid.update(fake_feats, real=False)
         with torch.random.fork_rng():  # KID draws its subsets from the global generator

@@ -180,7 +180,7 @@ class AdversarialModule(GenerativeModule):
     # --- validation: the EMD estimate on held-out data ------------------------------------------
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        noise = torch.Generator(self.device).manual_seed(self.hparams.seed + batch_idx)
+        noise = self.eval_noise(batch_idx)
         fake = self.generator(self.randn(len(batch), self.latent_dim, noise=noise))
         logged = self.critic_metrics(self.critic(batch), self.critic(fake))
         # Lipschitz diagnostics: ||grad_x f|| at real, generated and interpolated points

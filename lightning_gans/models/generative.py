@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lightning_gans.errors import ConfigError
+from lightning_gans.models.distributed import is_distributed
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,6 +40,7 @@ class GenerativeModule(L.LightningModule):
         # the latent batch of every sample picture of a run: a buffer, so it is checkpointed
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
+        self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or -1
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -74,6 +76,13 @@ class GenerativeModule(L.LightningModule):
         """The random stream of one training step (``step_seed``), on the model's device."""
         return torch.Generator(self.device).manual_seed(self.step_seed())
 
+    def eval_noise(self, batch_idx: int) -> torch.Generator:
+        """The random stream of one validation or test batch: a function of (seed, batch,
+        rank), the same at every evaluation, different on every rank (each rank holds other
+        held-out data, and should hold other fakes too)."""
+        seed = (self.hparams.seed * 1_000_003 + batch_idx) * 1_009 + self.global_rank
+        return torch.Generator(self.device).manual_seed(seed % 2**63)
+
     def randn(self, *shape: int, noise: torch.Generator) -> Tensor:
         return torch.randn(*shape, generator=noise, device=self.device)
 
@@ -94,6 +103,7 @@ class GenerativeModule(L.LightningModule):
         """``train/<name>`` for each metric, averaged across ranks, on logging steps only."""
         if not self.logging_step():
             return
+        self.verify_finite()
         logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
 
@@ -102,12 +112,38 @@ class GenerativeModule(L.LightningModule):
         logged = {f"{self.eval_stage}/{k}": v for k, v in metrics.items()}
         self.log_dict(logged, sync_dist=True, batch_size=batch_size)
 
+    # --- the finiteness guard: docs/design.md#a-nan-stops-every-rank -------------------------
+
     def check_finite(self, **losses: Tensor) -> None:
-        """Stop before a NaN/inf loss reaches the weights; checkpoints on disk stay good."""
-        values = torch.stack([v.detach().float() for v in losses.values()])
-        if not torch.isfinite(values).all():
-            bad = ", ".join(f"{k} = {v.item()}" for k, v in losses.items() if not torch.isfinite(v))
+        """Notes, on the device and without waiting for it, the first step at which each loss
+        was NaN/inf. ``verify_finite`` acts on it before anything is logged or saved."""
+        for name, value in losses.items():
+            first = self._first_bad.get(name)
+            if first is None:
+                first = self._first_bad[name] = torch.full((), -1, device=value.device)
+            bad = ~torch.isfinite(value.detach()).all() & (first < 0)
+            first.copy_(torch.where(bad, self.global_step, first))
+
+    def verify_finite(self) -> None:
+        """Stops training if a loss was non-finite on any rank: on logging steps and before
+        every checkpoint save, so no checkpoint holds weights updated with it. The ranks agree
+        (one all-reduce), so every rank stops at the same step with the same error."""
+        if not self._first_bad:
+            return
+        names = sorted(self._first_bad)
+        never = torch.iinfo(torch.long).max
+        firsts = torch.stack([self._first_bad[n] for n in names])
+        firsts = torch.where(firsts < 0, never, firsts)
+        if is_distributed():
+            torch.distributed.all_reduce(firsts, op=torch.distributed.ReduceOp.MIN)
+        firsts = firsts.tolist()  # the guard's one host sync
+        step = min(firsts)
+        if step != never:
+            bad = ", ".join(n for n, s in zip(names, firsts, strict=True) if s == step)
             raise NonFiniteLossError(
-                f"non-finite loss at generator step {self.global_step}: {bad}; "
-                "training stopped, the last checkpoint is intact"
+                f"non-finite loss at generator step {step}: {bad}; training stopped, "
+                "no checkpoint holds the weights after it"
             )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.verify_finite()  # raising here writes nothing: the file on disk stays good

@@ -1,21 +1,19 @@
-"""Never lose work: atomic checkpoint writes, and a checkpoint on SIGUSR1 / SIGTERM.
-
-Under SLURM with auto-requeue, Lightning's own handler takes SIGUSR1 (it writes
-``hpc_ckpt_*.ckpt`` into the run directory, requeues, and resumes from it on restart); this
-callback then handles SIGTERM only. Elsewhere it handles both
-(docs/design.md#preemption-and-atomic-checkpoints).
+"""Never lose work: atomic checkpoint writes, ``last.ckpt`` at the last step, and preemption
+handled at a step boundary: SIGUSR1 (SLURM's warning before the time limit) or SIGTERM sets a
+flag, and at the end of the current step every rank agrees, ``last.ckpt`` is written and, under
+SLURM, rank 0 requeues the job (docs/design.md#preemption-and-atomic-checkpoints).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -42,10 +40,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(L.Callback):
-    """Keeps ``last.ckpt`` current where periodic checkpoints would miss it: at the end of
-    training, and on SIGUSR1 or SIGTERM, where it finishes the current step, writes
-    ``last.ckpt`` beside the periodic checkpoints, stops and exits 0.
-    ``make train RESUME=<run dir>`` continues from there."""
+    """Keeps ``last.ckpt`` current where periodic checkpoints would miss it.
+
+    - At the end of training.
+    - On SIGUSR1 or SIGTERM: the current step finishes, every rank agrees, ``last.ckpt`` is
+      written, training stops and the process exits 0. Under SLURM rank 0 then runs
+      ``scontrol requeue $SLURM_JOB_ID``; the requeued job resumes from ``last.ckpt`` in the same
+      run directory. Elsewhere ``make train RESUME=<run dir>`` continues from there.
+    """
 
     def __init__(self) -> None:
         self.path = Path("last.ckpt")
@@ -53,28 +55,17 @@ class LastCheckpoint(L.Callback):
         self.previous: dict[int, Any] = {}
         self.saved_step = -1
 
-    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
-        if trainer.global_step != self.saved_step:
-            trainer.save_checkpoint(self.path)
-
-    def _handler(self, signum, frame) -> None:
-        self.signalled = True
-
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        periodic = trainer.checkpoint_callback
-        dirpath = (
-            getattr(periodic, "dirpath", None) or Path(trainer.default_root_dir) / "checkpoints"
-        )
-        self.path = Path(dirpath) / "last.ckpt"
-        # private: Lightning exposes the cluster environment only on multi-device strategies
-        env = trainer._accelerator_connector.cluster_environment
-        slurm_requeue = isinstance(env, SLURMEnvironment) and env.auto_requeue
-        signals = [signal.SIGTERM] + ([] if slurm_requeue else [signal.SIGUSR1])
-        for sig in signals:
+        periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside periodic ones
+        self.path = Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "last.ckpt"
+        for sig in (signal.SIGUSR1, signal.SIGTERM):
             self.previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        self.signalled = True  # acted on at the next step boundary, never inside the handler
 
     def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         for sig, handler in self.previous.items():
@@ -84,10 +75,24 @@ class LastCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         # every rank takes the same decision, or the collective calls would deadlock
         if trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
-            trainer.save_checkpoint(self.path)
+            self.save(trainer)
             trainer.should_stop = True
-            self.saved_step = trainer.global_step
-            rank_zero_info(
-                f"preempted at generator step {trainer.global_step}: wrote {self.path}; "
-                f"resume with `make train ... RESUME={self.path.parent.parent}`"
+            job = os.environ.get("SLURM_JOB_ID")
+            if job and trainer.is_global_zero:
+                subprocess.run(["scontrol", "requeue", job], check=False)
+            again = (
+                f"requeued SLURM job {job}"
+                if job
+                else f"resume with RESUME={self.path.parent.parent}"
             )
+            rank_zero_info(
+                f"preempted at generator step {trainer.global_step}: wrote {self.path}; {again}"
+            )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.global_step != self.saved_step:
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step

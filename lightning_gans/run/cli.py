@@ -11,9 +11,11 @@ The callbacks every run gets are option groups of their own, shown by ``--print_
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
@@ -24,7 +26,13 @@ from lightning_gans.run.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from lightning_gans.run.loggers import finish_wandb, make_loggers
 from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
 from lightning_gans.run.progress import StepProgressBar
-from lightning_gans.run.run_dir import git_commit, make_run_dir, resolve_checkpoint
+from lightning_gans.run.run_dir import (
+    checkpoint_step,
+    git_commit,
+    new_run_dir,
+    requeued_checkpoint,
+    resolve_checkpoint,
+)
 from lightning_gans.run.sample_pictures import SamplePictures
 
 
@@ -111,16 +119,21 @@ class GANCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.active_config
+        model = config.model.class_path.rsplit(".", 1)[-1].lower()
+        run, dataset = config.run, config.data.dataset
         resume = resolve_checkpoint(config.get("ckpt_path"))
+        if resume is None and self.subcommand == "fit":  # a requeued SLURM job continues
+            resume = requeued_checkpoint(run.root, run.name, model, dataset)
         if resume:
             config.ckpt_path = str(resume)
-        if resume and not config.run.name and resume.parent.name == "checkpoints":
+        own_dir = resume is not None and resume.parent.name == "checkpoints"
+        if own_dir and run.name in (None, resume.parent.parent.name):
             self.run_dir = resume.parent.parent  # continue in the run's own directory
+            # fit: the history after the checkpoint's step is logged again; else keep it all
+            self.keep_before = checkpoint_step(resume) if self.subcommand == "fit" else math.inf
         else:
-            model = config.model.class_path.rsplit(".", 1)[-1].lower()
-            self.run_dir = make_run_dir(
-                config.run.root, config.run.name, model, config.data.dataset
-            )
+            self.run_dir = new_run_dir(run.root, run.name, model, dataset)
+            self.keep_before = None
         config.trainer.default_root_dir = str(self.run_dir)
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
@@ -130,8 +143,9 @@ class GANCLI(LightningCLI):
         run = config.run
         if config.trainer.logger in (None, True):  # not set by the user: our defaults
             kwargs["logger"] = make_loggers(
-                run.logger, self.run_dir, run.project, run.entity, run.group, run.tags
-            )
+                run.logger, self.run_dir, run.project, run.entity, run.group, run.tags,
+                self.keep_before,
+            )  # fmt: skip
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         callbacks = [*(init.trainer.callbacks or []), LastCheckpoint()]
         if config.trainer.enable_progress_bar is not False:
@@ -139,6 +153,8 @@ class GANCLI(LightningCLI):
         kwargs["callbacks"] = callbacks
         if not config.trainer.plugins:
             kwargs["plugins"] = [AtomicCheckpointIO()]
+            if SLURMEnvironment.detect():  # preemption is LastCheckpoint's, at a step boundary
+                kwargs["plugins"].append(SLURMEnvironment(auto_requeue=False))
         return super().instantiate_trainer(**kwargs)
 
     def after_validate(self) -> None:

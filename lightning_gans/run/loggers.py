@@ -4,6 +4,7 @@ unless the user is logged in (or sets WANDB_MODE) and the server answers
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 import re
@@ -12,9 +13,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_gans.errors import ConfigError
+from lightning_gans.run.run_dir import launcher_rank
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
@@ -59,29 +63,79 @@ def wandb_run_id(run_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     run_id = re.sub(r"[^a-zA-Z0-9_-]", "-", run_dir.name)[:48] + "-" + os.urandom(3).hex()
-    if "LOCAL_RANK" not in os.environ or os.environ.get("LOCAL_RANK") == "0":
+    if launcher_rank() == 0:  # other ranks' W&B loggers are dummies
         run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id)
     return run_id
 
 
+class HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that it keeps a resumed run's history: the rows logged
+    before the resume step stay in ``metrics.csv`` and the later ones are dropped (a run
+    resumed from an earlier checkpoint logs them again). Lightning's own writer deletes the
+    file (docs/design.md#private-lightning-apis)."""
+
+    def __init__(self, log_dir: str, keep_before: int | None) -> None:
+        self.keep_before = keep_before
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes an existing metrics.csv
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys, rows = list(reader.fieldnames or []), list(reader)
+        if self.keep_before is None:  # not a resumed run: nothing of it to keep
+            path.unlink()
+            return
+        kept = [row for row in rows if float(row["step"]) < self.keep_before]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.metrics_keys = sorted(keys)
+
+
+class HistoryCSVLogger(CSVLogger):
+    """``<run>/metrics.csv``, appended to when the run is resumed (``HistoryWriter``)."""
+
+    def __init__(self, run_dir: Path, keep_before: int | None = None) -> None:
+        super().__init__(str(run_dir), name="", version="")
+        self.keep_before = keep_before
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> HistoryWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = HistoryWriter(self.log_dir, self.keep_before)
+        return self._experiment
+
+
 def make_loggers(
-    kind: str, run_dir: Path, project: str, entity: str | None, group: str | None, tags: list[str]
+    kind: str,
+    run_dir: Path,
+    project: str,
+    entity: str | None,
+    group: str | None,
+    tags: list[str],
+    resume_step: int | None = None,
 ) -> list[Logger]:
     """``wandb`` (default; with a CSV copy of the metrics beside it), ``csv``, ``tensorboard``
-    or ``none``."""
+    or ``none``. ``resume_step``: the run continues from that generator step in ``run_dir``."""
     if kind not in LOGGERS:
         raise ConfigError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
-    csv = CSVLogger(str(run_dir), name="", version="")  # <run>/metrics.csv
+    table = HistoryCSVLogger(run_dir, keep_before=resume_step)  # <run>/metrics.csv
     if kind == "none":
         return []
     if kind == "csv":
-        return [csv]
+        return [table]
     if kind == "tensorboard":
-        return [TensorBoardLogger(str(run_dir), name="", version="tensorboard"), csv]
+        return [TensorBoardLogger(str(run_dir), name="", version="tensorboard"), table]
     mode = wandb_mode()
     if mode == "disabled":
-        return [csv]
+        return [table]
     os.environ.setdefault("WANDB_SILENT", "true")
     wandb = WandbLogger(
         save_dir=str(run_dir),
@@ -94,7 +148,7 @@ def make_loggers(
         resume="allow",
         offline=mode == "offline",
     )
-    return [wandb, csv]
+    return [wandb, table]
 
 
 def finish_wandb(trainer) -> None:

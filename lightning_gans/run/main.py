@@ -10,6 +10,7 @@ import warnings
 from lightning_gans.errors import ConfigError
 from lightning_gans.models import NonFiniteLossError
 from lightning_gans.run.cli import build_cli
+from lightning_gans.run.run_dir import release_empty_run_dir
 
 
 def main(args: list[str] | None = None) -> None:
@@ -24,6 +25,7 @@ def main(args: list[str] | None = None) -> None:
         cause = user_error(e)
         if cause is None:
             raise
+        release_empty_run_dir()  # a run that never started leaves no directory to collide with
         lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
         sys.exit(2 if isinstance(cause, ConfigError) else 1)

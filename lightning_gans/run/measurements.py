@@ -70,6 +70,8 @@ class PeriodicImageQuality(L.Callback):
     """Every ``every_n_steps`` generator steps, FID and KID of ``n_samples`` samples against the
     held-out split, logged as ``val/domain_fid``, ``val/domain_kid`` (or Inception's ``val/fid``,
     ``val/kid``). The reference features are computed once, at setup. Images only.
+    Under DDP rank 0 alone samples, embeds and computes: one figure per evaluation, from the
+    same samples as a single process would draw (docs/design.md#fid-under-ddp).
 
     Args:
         every_n_steps: generator steps between evaluations (0: off).
@@ -93,11 +95,12 @@ class PeriodicImageQuality(L.Callback):
         self.quality = ImageQuality(
             self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
         )
-        self.quality.set_real(first_n(data.val_set, self.n))
+        if trainer.is_global_zero:  # every rank checks the settings, rank 0 alone measures
+            self.quality.set_real(first_n(data.val_set, self.n))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
-        if self.quality is None or trainer.global_step % self.every:
-            return
+        if self.quality is None or not trainer.is_global_zero or trainer.global_step % self.every:
+            return  # the other ranks go on and wait for rank 0 at their next collective
         z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
         self.quality.device = pl_module.device
         self.quality.net.to(pl_module.device)

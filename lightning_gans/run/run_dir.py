@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -12,23 +13,88 @@ from lightning_gans.errors import ConfigError
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"  # "<pid>:<dir>": rank 0's run directory for its children
 
 
-def make_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
-    """``<root>/<name>``; by default ``<model>-<dataset>-<SLURM job id or timestamp>``, so a
-    requeued SLURM job finds its own directory again (docs/design.md#one-run-one-directory)."""
+def launcher_rank() -> int:
+    """This process's global rank as its launcher (torchrun, srun) set it; 0 when alone."""
+    return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
+
+
+def default_name(model: str, dataset: str) -> tuple[str, bool]:
+    """``<model>-<dataset>-<tag>`` and whether every rank computes it alike (then it must not
+    change: a launcher's ranks cannot tell each other a new name). The tag: the SLURM job
+    (``<job>_<task>`` for an array task, ``.<step>`` for a second srun step of one
+    allocation), the torchrun rendezvous id, or the time."""
+    env = os.environ
+    if env.get("SLURM_JOB_ID"):
+        array = env.get("SLURM_ARRAY_TASK_ID")
+        tag = f"{env['SLURM_ARRAY_JOB_ID']}_{array}" if array else env["SLURM_JOB_ID"]
+        step = env.get("SLURM_STEP_ID", "")
+        tag += f".{step}" if step.isdigit() and step != "0" else ""
+        return f"{model}-{dataset}-{tag}", int(env.get("SLURM_NTASKS", "1")) > 1
+    if "TORCHELASTIC_RUN_ID" in env:  # torchrun; its default id "none" names no run
+        run_id = env["TORCHELASTIC_RUN_ID"]
+        tag = run_id if run_id != "none" else f"torchrun{os.getppid()}-{env.get('MASTER_PORT', '')}"
+        return f"{model}-{dataset}-{tag}", True
+    return f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}", False
+
+
+def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
+    """A directory no earlier run wrote into: ``<root>/<name>``, by default ``default_name``
+    (with ``-2``, ``-3``, ... when two runs start in the same second). An existing ``name``
+    is refused: only resuming reuses a run's directory (docs/design.md#one-run-one-directory).
+    DDP processes started by this run's rank 0 join its directory."""
     parent, _, inherited = os.environ.get(RUN_DIR_ENV, "").partition(":")
     child = os.environ.get("LOCAL_RANK", "0") != "0" and parent == str(os.getppid())
     if inherited and child:  # a DDP process started by rank 0 of this very run
         return Path(inherited)
-    if not name:
-        tag = (
-            os.environ.get("SLURM_JOB_ID")
-            or os.environ.get("TORCHELASTIC_RUN_ID")
-            or time.strftime("%Y%m%d-%H%M%S")
-        )
-        name = f"{model}-{dataset}-{tag}"
+    fixed = name is not None
+    if name is None:
+        name, fixed = default_name(model, dataset)
     path = Path(root) / name
+    if launcher_rank() == 0:
+        for n in range(2, 10_000):
+            try:
+                path.mkdir(parents=True)
+                break
+            except FileExistsError:
+                if fixed:
+                    raise ConfigError(
+                        f"run directory {path} exists: resume it with --ckpt_path {path} "
+                        "(make train RESUME=...), or choose another --run.name"
+                    ) from None
+                path = Path(root) / f"{name}-{n}"
     os.environ[RUN_DIR_ENV] = f"{os.getpid()}:{path}"
     return path
+
+
+def release_empty_run_dir() -> None:
+    """Removes the directory this process created for a run, if nothing was written into it
+    (the run stopped on a bad setting before it began)."""
+    owner, _, path = os.environ.get(RUN_DIR_ENV, "").partition(":")
+    if owner == str(os.getpid()) and path and Path(path).is_dir():
+        with contextlib.suppress(OSError):  # rmdir removes an empty directory only
+            Path(path).rmdir()
+
+
+def requeued_checkpoint(root: str, name: str | None, model: str, dataset: str) -> Path | None:
+    """A SLURM job requeued after preemption (``SLURM_RESTART_COUNT`` > 0) finds its own run
+    directory again and continues from its ``last.ckpt``."""
+    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) < 1:
+        return None
+    last = Path(root) / (name or default_name(model, dataset)[0]) / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def checkpoint_step(path: Path) -> int:
+    """The generator step a checkpoint was written at; a one-line error for a bad file."""
+    import torch
+
+    try:
+        return int(
+            torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"]
+        )
+    except Exception as e:  # a truncated, foreign or corrupt file
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ConfigError(f"cannot read checkpoint {path}: {type(e).__name__} {why}") from e
 
 
 def resolve_checkpoint(path: str | None) -> Path | None:

@@ -1,6 +1,6 @@
 """Writes (and submits) an sbatch script for a training run: one task per GPU launched by srun,
 Lightning's SLURM environment for ranks, a SIGUSR1 warning 90 s before the time limit, and
-automatic requeue (docs/design.md#preemption-and-atomic-checkpoints).
+requeue by the run itself (docs/design.md#preemption-and-atomic-checkpoints).
 
     python -m lightning_gans.run.slurm --config configs/wgan_gp.yaml --nodes 2 --gpus 4 [--dry-run]
     make slurm MODEL=wgan_gp NODES=2 GPUS=4 [TIME=24:00:00] [PARTITION=gpu] [DRY_RUN=1]
@@ -30,9 +30,9 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --open-mode=append
 #SBATCH --output={logs}/%x-%j.out
 # One task per GPU (--ntasks-per-node = devices). srun starts python itself, with no wrapper
-# that could swallow SIGUSR1; Lightning reads ranks from SLURM, checkpoints to
-# runs/<model>-<dataset>-$SLURM_JOB_ID/hpc_ckpt_*.ckpt on the signal and requeues the job,
-# which then resumes from that checkpoint in the same run directory and W&B run.
+# that could swallow SIGUSR1; Lightning reads ranks from SLURM. On the signal the run finishes
+# its step, writes runs/<model>-<dataset>-$SLURM_JOB_ID/checkpoints/last.ckpt and requeues the
+# job, which then resumes from it in the same run directory and W&B run.
 cd {repo}
 srun {python} -m lightning_gans fit --config {config} \\
     --trainer.accelerator gpu --trainer.devices {gpus} --trainer.num_nodes {nodes} \\

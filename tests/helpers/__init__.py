@@ -1,6 +1,6 @@
 """What the tests share: tiny CLI settings, the one way to start a fit, and test callbacks."""
 
-from tests.helpers.callbacks import CountSteps, DumpParams
+from tests.helpers.callbacks import CountSteps, DumpParams, NaNOnRank1
 from tests.helpers.cli import (
     QUIET,
     ROOT,
@@ -25,6 +25,7 @@ __all__ = [
     "TINY_VAE",
     "CountSteps",
     "DumpParams",
+    "NaNOnRank1",
     "cli_args",
     "fit",
     "fit_cli",

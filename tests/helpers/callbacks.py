@@ -39,3 +39,12 @@ class DumpParams(L.Callback):
             },
             out,
         )
+
+
+class NaNOnRank1(L.Callback):
+    """Makes rank 1's generator loss NaN from generator step 3 on; rank 0 stays finite."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, *args) -> None:
+        if trainer.global_rank == 1 and trainer.global_step == 3:
+            loss = pl_module.generator_loss
+            pl_module.generator_loss = lambda f_fake: loss(f_fake) * torch.nan
