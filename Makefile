@@ -18,7 +18,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep \
+.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
 	classifier fetch-weights eval sample bench check-ckpt
 
 help: ## show this help
@@ -63,15 +63,15 @@ format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-DATASET    ?= digits
+DATASET    ?= mnist5k
 IMAGE_SIZE ?= 32
 N          ?=
-OUT        ?= samples.png
+OUT        ?=
 FEATURES   ?= domain
 check-ckpt:
 	@test -n "$(CKPT)" || { echo "CKPT is required: make $(MAKECMDGOALS) CKPT=runs/<run> (a run directory or a .ckpt file)" >&2; exit 2; }
 
-classifier: install ## train the domain-FID classifier: DATASET=digits [IMAGE_SIZE=32]
+classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_SIZE=32]
 	$(PY) -m lightning_gans.tools.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
 
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
@@ -80,8 +80,8 @@ fetch-weights: install ## download the Inception weights for published-style FID
 eval: check-ckpt install ## FID/KID (images), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception]
 	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES)
 
-sample: check-ckpt install ## sample grid + interpolation strip: CKPT=<run or .ckpt> [N=64] [OUT=samples.png]
-	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) --out $(OUT)
+sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png]
+	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),)
 
 bench: install ## Lightning vs a plain PyTorch loop: ms/iteration and quality -> benchmarks/results.md (~10 min)
 	$(PY) benchmarks/bench.py
@@ -98,9 +98,19 @@ sweep: install ## create a W&B sweep for MODEL and run an agent on it (needs W&B
 NODES ?= 1
 GPUS  ?= 1
 TIME  ?= 24:00:00
-slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 [TIME=24:00:00] [PARTITION=] [DRY_RUN=1] [ARGS=]
+CPUS  ?= 8
+SLURM_OPTS = $(foreach o,partition account qos mem constraint,$(if $($(shell echo $(o) | tr a-z A-Z)),--$(o) $($(shell echo $(o) | tr a-z A-Z)),))
+slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 CPUS=8 [TIME= PARTITION= ACCOUNT= QOS= MEM= CONSTRAINT= SBATCH_ARGS= WANDB= DRY_RUN=1 ARGS=]
 	$(PY) -m lightning_gans.run.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
-		$(if $(PARTITION),--partition $(PARTITION),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
+		--cpus $(CPUS) $(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
+		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
+
+AGENTS ?= 8
+slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project/id> [AGENTS=8 TIME= PARTITION= ... DRY_RUN=1]
+	@test -n "$(SWEEP)" || { echo "SWEEP is required: make slurm-sweep SWEEP=<entity/project/sweep id> (wandb sweep configs/sweeps/<model>.yaml prints it)" >&2; exit 2; }
+	$(PY) -m lightning_gans.run.slurm --sweep $(SWEEP) --agents $(AGENTS) --time $(TIME) --cpus $(CPUS) \
+		$(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
+		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,)
 
 bench-emd: install ## EMD estimate vs exact W1 over toy8 runs (Pearson r), WGAN-GP and WGAN, both critic schedules (~25 min)
 	$(PY) benchmarks/emd_tracking.py

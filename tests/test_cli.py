@@ -84,7 +84,7 @@ def test_fit_validate_test_through_console_script(tmp_path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--data.dataset", "imagenet"], "'imagenet'; valid names: toy8, toy25, swissroll, digits"),
+        (["--data.dataset", "imagenet"], "'imagenet'; valid names: toy8, toy25, swissroll"),
         (["--model.n_critc", "3"], "n_critc"),
         (["--model.critic_norm", "group"], "'group'; valid: none, layer, batch"),
         (["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard, none"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,12 +21,15 @@ from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, fit, run_mo
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """A data/ cache with a quickly trained digits classifier (3 epochs, ~95% accurate)."""
+    """A data/ cache with quickly trained classifiers: digits (3 epochs, ~95% accurate) and
+    mnist5k, the default configs' set (3 epochs: weaker, enough for these tests)."""
     from lightning_gans.tools.classifier import train_classifier
 
     root = tmp_path_factory.mktemp("cache")
     path, accuracy = train_classifier("digits", 32, epochs=3, cache=str(root))
     assert path.is_file() and accuracy > 0.8
+    path, accuracy = train_classifier("mnist5k", 32, epochs=3, cache=str(root))
+    assert path.is_file() and accuracy > 0.5
     return root
 
 
@@ -71,7 +75,7 @@ def test_domain_fid_and_kid_are_zero_for_identical_sets_and_grow_with_damage(cac
         assert metric["independent"] < metric["shift 0.2"] < metric["shift 0.5"], metric
 
 
-def test_eval_and_sample_on_a_digits_checkpoint(tmp_path, cache):
+def test_eval_and_sample_on_a_default_checkpoint(tmp_path, cache):
     fit(tmp_path, "wgan_gp", steps=3)
     run = tmp_path / "run"
     proc = tool("evaluate", str(run), "--n", "64", "--cache", str(cache))
@@ -79,13 +83,21 @@ def test_eval_and_sample_on_a_digits_checkpoint(tmp_path, cache):
     assert "domain_fid" in proc.stdout
     result = json.loads((run / "checkpoints" / "last.eval.json").read_text())
     assert result["features"] == "domain" and result["generator_step"] == 3
-    assert set(result["metrics"]) == {"domain_fid", "domain_kid", "domain_kid_std"}
+    quality = {"domain_fid", "domain_kid", "domain_precision", "domain_recall"}
+    assert set(result["metrics"]) == quality | {"domain_kid_std"}
     assert result["metrics"]["domain_fid"] > 0
+    ceiling = result["real_vs_real"]  # the same figures for other real images
+    assert set(ceiling) == quality and ceiling["domain_fid"] < result["metrics"]["domain_fid"]
+    assert "real vs real" in proc.stdout
 
     out = tmp_path / "pics" / "grid.png"
     proc = tool("sample", str(run), "--n", "16", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert Image.open(out).size == (4 * 34 + 2, 4 * 34 + 2)  # 4x4 of 32 px, 2 px padding
+    beside = tool("sample", str(run), "--n", "4")  # no OUT: beside the run's own pictures
+    assert beside.returncode == 0, beside.stderr[-2000:]
+    assert (run / "samples" / "sample_step_000003.png").is_file()
+    assert not (ROOT / "samples.png").exists() or "samples.png" not in beside.stdout
     assert Image.open(out.with_name("grid_interp.png")).size == (10 * 34 + 2, 4 * 34 + 2)
 
 
@@ -122,13 +134,15 @@ def test_eval_errors_are_one_line(tmp_path):
     assert "'mnist' is not in" in msg and "place MNIST/raw" in msg
 
 
-def test_eval_right_after_training_trains_the_digits_classifier_itself(tmp_path):
+def test_eval_right_after_training_trains_the_default_classifier_itself(tmp_path):
     fit(tmp_path, "wgan_gp", steps=2)
     cache = tmp_path / "empty"
     proc = tool("evaluate", str(tmp_path / "run"), "--n", "32", "--cache", str(cache))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "training the digits domain classifier once" in proc.stdout
-    assert (cache / "classifiers" / "digits-32px.pt").is_file()
+    assert "training the mnist5k domain classifier once" in proc.stdout
+    said = re.search(r"held-out accuracy (0\.\d+)", proc.stdout)  # said when trained
+    assert said and float(said.group(1)) > 0.8
+    assert (cache / "classifiers" / "mnist5k-32px.pt").is_file()
     assert not list((cache / "classifiers").glob("*.tmp*"))
 
 

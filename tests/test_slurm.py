@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 from tests.helpers import QUIET, ROOT, cli_args
 
@@ -88,3 +89,45 @@ def test_cli_under_slurm_sees_world_size_and_rank(tmp_path, monkeypatch):
     assert cli.trainer.global_rank == 3 and cli.trainer.local_rank == 1
     assert cli.trainer.node_rank == 1
     assert cli.run_dir.name == "wgan-toy8-4242"
+
+
+def make_dry(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", *args, "DRY_RUN=1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_slurm_options_and_wandb_mode_reach_the_script():
+    plain = make_dry("slurm", "MODEL=wgan_gp").stdout
+    proc = make_dry(
+        "slurm", "MODEL=wgan_gp", "WANDB=online", "CPUS=6", "ACCOUNT=proj7", "QOS=high",
+        "MEM=64G", "CONSTRAINT=a100", "SBATCH_ARGS=--exclusive --mail-type=END",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for line in (
+        "#SBATCH --cpus-per-task=6", "#SBATCH --account=proj7", "#SBATCH --qos=high",
+        "#SBATCH --mem=64G", "#SBATCH --constraint=a100", "#SBATCH --exclusive",
+        "#SBATCH --mail-type=END", "export WANDB_MODE=online",
+    ):  # fmt: skip
+        assert line in lines, line
+    assert "export WANDB_MODE" not in plain and "--data.num_workers 5" in proc.stdout
+    assert f"cd {ROOT}" in lines  # the repository, where configs/ and .venv live
+
+
+def test_slurm_sweep_is_an_array_of_single_trial_agents():
+    proc = make_dry("slurm-sweep", "SWEEP=me/lightning-gans/abc123", "AGENTS=4", "ACCOUNT=p")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "#SBATCH --array=1-4" in lines and "#SBATCH --account=p" in lines
+    agent = next(ln for ln in lines if ln.startswith("srun "))
+    assert agent.endswith("wandb agent --count 1 me/lightning-gans/abc123")
+    missing = subprocess.run(["make", "slurm-sweep"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "SWEEP is required" in missing.stderr
+
+
+def test_bad_slurm_values_are_one_line_with_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightning_gans.run.slurm", "--config", "configs/wgan.yaml",
+         "--gpus", "0", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --gpus must be >= 1, got 0"

@@ -25,7 +25,7 @@ TOY_VAL_SIZE = 8192
 
 
 class GANDataModule(L.LightningDataModule):
-    """Embedded sets (no download): toy8, toy25, swissroll, digits. Downloaded into ``root`` on
+    """Embedded sets (no download): toy8, toy25, swissroll, mnist5k, digits. Downloaded into ``root`` on
     request (``download: true``): mnist, fashion_mnist, cifar10, celeba, folder (``root`` is then
     any directory of images). Images are scaled to [-1, 1]; 2-D points are left as they are.
 
@@ -97,8 +97,12 @@ class GANDataModule(L.LightningDataModule):
             self.val_set = TensorSet(ds.toy_points(h.dataset, TOY_VAL_SIZE, h.seed + 1))
             self.test_set = TensorSet(ds.toy_points(h.dataset, TOY_VAL_SIZE, h.seed + 2))
             return
-        if h.dataset == "digits":
-            full: Dataset = TensorSet(ds.digits_images(h.image_size))
+        if h.dataset == "mnist5k":  # its own held-out test split; validation from the rest
+            (x, _), (x_test, _) = ds.mnist5k(h.image_size, h.seed)
+            full: Dataset = TensorSet(x)
+            self.test_set = TensorSet(x_test)
+        elif h.dataset == "digits":
+            full = TensorSet(ds.digits_images(h.image_size))
         elif h.dataset == "folder":
             full = ds.ImageFiles(Path(h.root), h.image_size, self.data_shape[0])
         else:

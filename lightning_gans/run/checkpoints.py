@@ -94,5 +94,5 @@ class LastCheckpoint(L.Callback):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # optimizers and loops too
         self.saved_step = trainer.global_step

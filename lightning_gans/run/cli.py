@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -34,6 +35,7 @@ from lightning_gans.run.run_dir import (
     resolve_checkpoint,
 )
 from lightning_gans.run.sample_pictures import SamplePictures
+from lightning_gans.run.summary import ParameterSummary, run_report
 
 
 @dataclass
@@ -44,19 +46,24 @@ class RunOptions:
         name: run directory name (default ``<model>-<dataset>-<timestamp or SLURM job id>``).
         root: parent of all run directories.
         logger: wandb (offline unless logged in; CSV beside it), csv, tensorboard or none.
-        project: W&B project.
-        entity: W&B entity (user or team).
+        project: W&B project (default: $WANDB_PROJECT, else lightning-gans).
+        entity: W&B entity, user or team (default: $WANDB_ENTITY).
         group: W&B group.
         tags: W&B tags.
+        job_type: W&B job type.
+        log_model: upload checkpoints to W&B as artifacts (true: at the end, all: each one);
+            online runs only.
     """
 
     name: str | None = None
     root: str = "runs"
     logger: str = "wandb"
-    project: str = "lightning-gans"
+    project: str | None = None
     entity: str | None = None
     group: str | None = None
     tags: list[str] = field(default_factory=list)
+    job_type: str | None = None
+    log_model: bool | Literal["all"] = False
 
 
 # Lightning's ModelCheckpoint, set up to keep a checkpoint every N generator steps
@@ -142,10 +149,7 @@ class GANCLI(LightningCLI):
         config = self.active_config
         run = config.run
         if config.trainer.logger in (None, True):  # not set by the user: our defaults
-            kwargs["logger"] = make_loggers(
-                run.logger, self.run_dir, run.project, run.entity, run.group, run.tags,
-                self.keep_before,
-            )  # fmt: skip
+            kwargs["logger"] = make_loggers(run, self.run_dir, self.keep_before)
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         callbacks = [*(init.trainer.callbacks or []), LastCheckpoint()]
         if config.trainer.enable_progress_bar is not False:
@@ -164,11 +168,7 @@ class GANCLI(LightningCLI):
 
     def after_fit(self) -> None:
         finish_wandb(self.trainer)  # flushes the history into the run files
-        rank_zero_info(
-            f"run directory: {self.run_dir}\n"
-            f"  checkpoints: {self.run_dir / 'checkpoints'} (last.ckpt = newest)\n"
-            f"  samples:     {self.run_dir / 'samples'}"
-        )
+        rank_zero_info(run_report(self.trainer, self.run_dir))
 
 
 TRAINER_DEFAULTS = {
@@ -197,7 +197,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
         # which the manual n_critic loop depends on (optimisers and schedules are model options)
         auto_configure_optimizers=False,
         seed_everything_default=0,
-        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [RichModelSummary(max_depth=2)]},
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [ParameterSummary(max_depth=1)]},
         args=args,
         run=run,
     )

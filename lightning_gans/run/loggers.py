@@ -10,6 +10,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
@@ -34,10 +35,11 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def wandb_mode() -> str:
-    """offline / online / disabled. Online only when asked for or logged in, and reachable."""
+    """offline / online / disabled. ``WANDB_MODE`` is taken literally; without it, online only
+    when logged in and the server answers within 3 seconds."""
     asked = os.environ.get("WANDB_MODE", "").lower()
-    if asked in ("offline", "dryrun", "disabled"):
-        return "disabled" if asked == "disabled" else "offline"
+    if asked in ("offline", "dryrun", "disabled", "online"):
+        return {"dryrun": "offline"}.get(asked, asked)
     base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
     logged_in = bool(os.environ.get("WANDB_API_KEY"))
     if not logged_in:
@@ -45,7 +47,7 @@ def wandb_mode() -> str:
             logged_in = netrc.netrc().authenticators(urlparse(base).hostname or "") is not None
         except (OSError, netrc.NetrcParseError):
             logged_in = False
-    if asked != "online" and not logged_in:
+    if not logged_in:
         return "offline"
     if not _reachable(base):
         rank_zero_warn(
@@ -113,17 +115,11 @@ class HistoryCSVLogger(CSVLogger):
         return self._experiment
 
 
-def make_loggers(
-    kind: str,
-    run_dir: Path,
-    project: str,
-    entity: str | None,
-    group: str | None,
-    tags: list[str],
-    resume_step: int | None = None,
-) -> list[Logger]:
-    """``wandb`` (default; with a CSV copy of the metrics beside it), ``csv``, ``tensorboard``
-    or ``none``. ``resume_step``: the run continues from that generator step in ``run_dir``."""
+def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) -> list[Logger]:
+    """The loggers ``options`` (the CLI's ``--run.*``) ask for: ``wandb`` (default; with a CSV
+    copy of the metrics beside it), ``csv``, ``tensorboard`` or ``none``. ``resume_step``: the
+    run continues from that generator step in ``run_dir``."""
+    kind = options.logger
     if kind not in LOGGERS:
         raise ConfigError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
     table = HistoryCSVLogger(run_dir, keep_before=resume_step)  # <run>/metrics.csv
@@ -136,18 +132,28 @@ def make_loggers(
     mode = wandb_mode()
     if mode == "disabled":
         return [table]
+    if options.log_model and mode == "offline":
+        raise ConfigError(
+            f"--run.log_model {options.log_model} uploads checkpoints, but W&B is offline: "
+            "log in (wandb login) or set WANDB_MODE=online, or leave log_model false"
+        )
     os.environ.setdefault("WANDB_SILENT", "true")
     wandb = WandbLogger(
         save_dir=str(run_dir),
-        project=project,
-        entity=entity,
-        group=group,
-        tags=tags or None,
+        # a flag, else the W&B variables users set, else ours
+        project=options.project or os.environ.get("WANDB_PROJECT") or "lightning-gans",
+        entity=options.entity or os.environ.get("WANDB_ENTITY"),
+        group=options.group,
+        tags=options.tags or None,
         name=run_dir.name,
         id=wandb_run_id(run_dir),
         resume="allow",
         offline=mode == "offline",
+        job_type=options.job_type,
+        log_model=options.log_model,
     )
+    # Lightning always hands wandb.init an "anonymous" value, which wandb warns has no effect
+    wandb._wandb_init.pop("anonymous", None)  # docs/design.md#private-lightning-apis
     return [wandb, table]
 
 

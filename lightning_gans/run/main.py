@@ -3,6 +3,7 @@ with one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -12,9 +13,18 @@ from lightning_gans.models import NonFiniteLossError
 from lightning_gans.run.cli import build_cli
 from lightning_gans.run.run_dir import release_empty_run_dir
 
+# Lightning's info lines that say nothing about this run (docs/design.md#the-console)
+UNSAID = ("litlogger", "Trainer already configured with model summary")
+
+
+class Unsaid(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in UNSAID)
+
 
 def main(args: list[str] | None = None) -> None:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(Unsaid())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

@@ -1,4 +1,5 @@
-"""Progress in generator steps, for the whole run: ``step 350/500  4.1 it/s  ETA 0:00:36``.
+"""Progress in generator steps, for the whole run: ``step 350/500  4.1 it/s  ETA 0:00:36``
+(the ETA is the sooner of ``max_steps`` and ``max_time``).
 
 A terminal gets a live rich bar; anything else (a SLURM ``.out`` file, a pipe) gets one plain
 line every ``print_every`` steps, so a log shows live progress too. Built on Lightning's public
@@ -12,8 +13,8 @@ import time
 from datetime import timedelta
 
 import lightning as L
-from lightning.pytorch.callbacks import ProgressBar
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from lightning.pytorch.callbacks import ProgressBar, Timer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 
 class StepProgressBar(ProgressBar):
@@ -42,13 +43,12 @@ class StepProgressBar(ProgressBar):
                 TextColumn("step"),
                 MofNCompleteColumn(),
                 BarColumn(),
-                TextColumn("{task.fields[rate]} it/s  ETA"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]} it/s  ETA {task.fields[eta]}"),
                 TextColumn("{task.fields[metrics]}"),
             )
             total = trainer.max_steps if trainer.max_steps > 0 else None
             self.task = self.bar.add_task(
-                "", total=total, completed=trainer.global_step, rate="-", metrics=""
+                "", total=total, completed=trainer.global_step, rate="-", eta="-", metrics=""
             )
             self.bar.start()
 
@@ -65,19 +65,28 @@ class StepProgressBar(ProgressBar):
     def line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         """``step N/T  R it/s  ETA h:mm:ss  key value ...`` for the step just finished."""
         step, total = trainer.global_step, trainer.max_steps
-        rate = self.rate(step)
-        eta = timedelta(seconds=round((total - step) / rate)) if total > 0 and rate > 0 else "-"
         of = f"/{total}" if total > 0 else ""
         shown = self.shown_metrics(trainer, pl_module)
+        rate, eta = self.rate(step), self.eta(trainer)
         return f"step {step}{of}  {rate:.2f} it/s  ETA {eta}  {shown}".rstrip()
+
+    def eta(self, trainer: L.Trainer) -> str:
+        """Time left: the sooner of reaching ``max_steps`` at this rate and ``max_time``."""
+        step, total, rate = trainer.global_step, trainer.max_steps, self.rate(trainer.global_step)
+        left = [(total - step) / rate] if total > 0 and rate > 0 else []
+        timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]  # --trainer.max_time
+        left += [t.time_remaining("train") for t in timers if t.time_remaining("train") is not None]
+        return str(timedelta(seconds=round(max(0.0, min(left))))) if left else "-"
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
         if not (self.enabled and trainer.is_global_zero):
             return
         step = trainer.global_step
         if self.bar is not None:
-            shown = self.shown_metrics(trainer, pl_module)
-            self.bar.update(self.task, completed=step, rate=f"{self.rate(step):.2f}", metrics=shown)
+            fields = {"rate": f"{self.rate(step):.2f}", "eta": self.eta(trainer)}
+            if step % max(1, trainer.log_every_n_steps) == 0:  # metrics change on logging steps
+                fields["metrics"] = self.shown_metrics(trainer, pl_module)
+            self.bar.update(self.task, completed=step, **fields)
         elif self.print_every > 0 and step % self.print_every == 0:
             print(self.line(trainer, pl_module), flush=True)
 

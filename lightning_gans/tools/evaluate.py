@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -75,6 +76,7 @@ def evaluate(
     """All figures for one checkpoint; also written to ``<ckpt>.eval.json``."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data, path, step = load_run(ckpt, device)
+    baseline: dict[str, float] = {}
     real = first_n(data.test_set, n)  # all of a smaller held-out split (digits: 179 images)
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     fake = model.sample(z=z).float().cpu()
@@ -83,10 +85,13 @@ def evaluate(
         metrics = {"exact_w1": wasserstein1(fake, real)}
     else:
         c = real.shape[1]
-        if features == "domain" and h.dataset == "digits":  # embedded: trainable offline
+        if features == "domain" and h.dataset in ("mnist5k", "digits"):  # embedded: offline
             ensure_classifier(h.dataset, h.image_size, cache)
         quality = ImageQuality(features, h.dataset, h.image_size, c, cache, device)
         metrics = quality(real, fake, seed)
+        # the ceiling: as many other real images (training split) against the same reference
+        other = first_n(data.train_set, len(real))
+        baseline = {k: v for k, v in quality(real, other, seed).items() if "std" not in k}
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
         tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
         scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
@@ -101,6 +106,7 @@ def evaluate(
         "features": features if real.dim() == 4 else "none (exact optimal transport)",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "metrics": metrics,
+        "real_vs_real": baseline,
     }
     path.with_suffix(".eval.json").write_text(json.dumps(result, indent=2) + "\n")
     log_to_wandb(path, result)
@@ -136,14 +142,14 @@ def log_to_wandb(ckpt: Path, result: dict) -> None:
 
 
 def _project(run_dir: Path) -> str:
+    """The W&B project the run logged to: its flag, else $WANDB_PROJECT, else ours."""
     import yaml
 
     config = run_dir / "config.yaml"
+    project = None
     if config.is_file():
-        return (yaml.safe_load(config.read_text()).get("run") or {}).get(
-            "project", "lightning-gans"
-        )
-    return "lightning-gans"
+        project = (yaml.safe_load(config.read_text()).get("run") or {}).get("project")
+    return project or os.environ.get("WANDB_PROJECT") or "lightning-gans"
 
 
 def print_table(result: dict) -> None:
@@ -154,8 +160,10 @@ def print_table(result: dict) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("real vs real", justify="right")
+    ceiling = result.get("real_vs_real", {})
     for k, v in result["metrics"].items():
-        table.add_row(k, f"{v:.4f}")
+        table.add_row(k, f"{v:.4f}", f"{ceiling[k]:.4f}" if k in ceiling else "")
     Console().print(table)
     written = Path(result["checkpoint"]).with_suffix(".eval.json")
     print(

@@ -1,6 +1,7 @@
-"""``make sample CKPT=... N=64 OUT=file.png``: a grid of samples and a latent interpolation strip.
+"""``make sample CKPT=... N=64 [OUT=file.png]``: a grid of samples and a latent interpolation
+strip, by default beside the run's own pictures (``<run>/samples/sample_step_N.png``).
 
-    python -m lightning_gans.tools.sample runs/<run> --n 64 --out samples.png
+    python -m lightning_gans.tools.sample runs/<run> --n 64
 
 Images: an N-image grid in OUT and, in OUT with ``_interp`` before the suffix, 4 rows of 10
 images along great-circle paths between random latents (slerp: for a Gaussian prior, straight
@@ -32,12 +33,14 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     )
 
 
-def write_samples(ckpt: str, n: int, out: str, seed: int = 0) -> list[Path]:
-    """Writes the pictures; returns their paths."""
-    model, data, _, _ = load_run(ckpt)
+def write_samples(ckpt: str, n: int, out: str | None = None, seed: int = 0) -> list[Path]:
+    """Writes the pictures (by default ``<run>/samples/sample_step_XXXXXX.png``, beside the
+    run's own pictures); returns their paths."""
+    model, data, path, step = load_run(ckpt)
     noise = torch.Generator().manual_seed(seed)
     samples = model.sample(z=torch.randn(n, model.latent_dim, generator=noise))
-    out_path = Path(out)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    out_path = Path(out) if out else run_dir / "samples" / f"sample_step_{step:06d}.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if samples.dim() == 2:
         scatter_2d(first_n(data.test_set, n), samples, title=f"{n} samples").save(out_path)
@@ -54,12 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="a sample grid and a latent interpolation strip")
     ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--out", default="samples.png")
+    ap.add_argument("--out", default=None, help="default: <run>/samples/sample_step_N.png")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error(f"--n must be at least 1, got {args.n}")
-    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+    if args.out and Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
         ap.error(f"--out must end in .png, .jpg or .jpeg, got {args.out!r}")
     try:
         for path in write_samples(args.ckpt, args.n, args.out, args.seed):
