@@ -66,11 +66,14 @@ class GenerativeModule(L.LightningModule):
 
     # --- randomness keyed by (seed, step, rank): docs/design.md#noise-keyed-by-seed-step-rank ---
 
+    def keyed_seed(self, index: int) -> int:
+        """A seed that is a function of (seed, index, rank) only."""
+        return ((self.hparams.seed * 1_000_003 + index) * 1_009 + self.global_rank) % 2**63
+
     def step_seed(self) -> int:
-        """The seed of one training step, a function of (seed, step, rank) only, so a resumed
-        run draws exactly what the uninterrupted run drew, and ranks differ."""
-        seed = (self.hparams.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
-        return seed % 2**63
+        """The seed of one training step, keyed by the step, so a resumed run draws exactly
+        what the uninterrupted run drew, and ranks differ."""
+        return self.keyed_seed(self.global_step)
 
     def step_noise(self) -> torch.Generator:
         """The random stream of one training step (``step_seed``), on the model's device."""
@@ -80,8 +83,7 @@ class GenerativeModule(L.LightningModule):
         """The random stream of one validation or test batch: a function of (seed, batch,
         rank), the same at every evaluation, different on every rank (each rank holds other
         held-out data, and should hold other fakes too)."""
-        seed = (self.hparams.seed * 1_000_003 + batch_idx) * 1_009 + self.global_rank
-        return torch.Generator(self.device).manual_seed(seed % 2**63)
+        return torch.Generator(self.device).manual_seed(self.keyed_seed(batch_idx))
 
     def randn(self, *shape: int, noise: torch.Generator) -> Tensor:
         return torch.randn(*shape, generator=noise, device=self.device)
