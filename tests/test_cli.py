@@ -3,12 +3,10 @@ one-line errors with their exit codes."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, run_module
@@ -81,36 +79,6 @@ def test_fit_validate_test_through_console_script(tmp_path):
         assert "critic_emd" in proc.stdout
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--data.dataset", "imagenet"], "'imagenet'; valid names: toy8, toy25, swissroll"),
-        (["--model.n_critc", "3"], "n_critc"),
-        (["--model.critic_norm", "group"], "'group'; valid: none, layer, batch"),
-        (["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard, none"),
-        (["--data.image_size", "48", "--data.dataset", "digits"], "image_size must be 32 or 64"),
-        (["--data.dataset", "mnist", "--data.root", "/nonexistent/x"], "place MNIST/raw/"),
-        (["--lr_scheduler", "StepLR"], "lr_scheduler"),  # would bypass the manual loop's optimisers
-    ],
-)
-def test_bad_input_one_line_and_exit_2(args, needle, tmp_path):
-    proc = run_module(
-        "fit",
-        "--config",
-        "configs/toy/wgan.yaml",
-        *QUIET,
-        "--run.root",
-        str(tmp_path),
-        "--run.logger",
-        "csv",
-        "--trainer.max_steps",
-        "2",
-        *args,
-    )
-    assert proc.returncode == 2
-    assert needle in one_line_error(proc)
-
-
 def test_empty_and_corrupt_image_folders(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -146,15 +114,6 @@ def test_empty_and_corrupt_image_folders(tmp_path):
         "1",
     )
     assert proc.returncode == 2 and "corrupt.jpg" in one_line_error(proc)
-
-
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_make_unknown_model_lists_models():
-    proc = subprocess.run(
-        ["make", "train", "MODEL=stylegan"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode != 0
-    assert "unknown MODEL 'stylegan'" in proc.stderr and "wgan" in proc.stderr
 
 
 def test_make_help_is_the_default_target():

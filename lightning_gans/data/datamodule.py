@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, random_split
 
 import lightning_gans.data.datasets as ds
 from lightning_gans.data.loading import EpochSampler, ResumableLoader, TensorSet, collate, take
+from lightning_gans.errors import require
 
 TOY_VAL_SIZE = 8192
 
@@ -58,15 +59,14 @@ class GANDataModule(L.LightningDataModule):
     ):
         super().__init__()
         ds.check_name(dataset)
-        if batch_size < 1:
-            raise ds.DataError(f"batch_size must be >= 1, got {batch_size}")
-        if dataset not in ds.TOY and image_size not in (32, 64):
-            raise ds.DataError(f"image_size must be 32 or 64, got {image_size}")
-        if not 0 < val_fraction < 1:
-            raise ds.DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        if channels not in (None, 1, 3):
-            raise ds.DataError(f"channels must be 1 or 3, got {channels}")
-        self.save_hyperparameters()
+        require(batch_size >= 1, "batch_size", batch_size, ">= 1")
+        require(dataset in ds.TOY or image_size in (32, 64), "image_size", image_size, "32 or 64")
+        require(0 < val_fraction < 1, "val_fraction", val_fraction, "in (0, 1)")
+        require(channels in (None, 1, 3), "channels", channels, "1 or 3")
+        require(toy_size >= 1, "toy_size", toy_size, ">= 1")
+        require(num_workers >= 0, "num_workers", num_workers, ">= 0")
+        # logger=False: the CLI logs the whole run config; the model's seed is another seed
+        self.save_hyperparameters(logger=False)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

@@ -57,8 +57,6 @@ class AdversarialModule(GenerativeModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if n_critic < 1:
-            raise ConfigError(f"n_critic must be >= 1, got {n_critic}")
         schedules.check_choice("lr_schedule", lr_schedule, schedules.LR_SCHEDULES)
         schedules.check_choice("critic_schedule", critic_schedule, schedules.CRITIC_SCHEDULES)
         self.automatic_optimization = False  # the n_critic loop is ours

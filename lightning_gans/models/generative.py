@@ -9,8 +9,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import ConfigError
 from lightning_gans.models.distributed import is_distributed
+from lightning_gans.models.options import check_options
 
 
 class NonFiniteLossError(RuntimeError):
@@ -32,9 +32,8 @@ class GenerativeModule(L.LightningModule):
         self, *, data_shape: Sequence[int] = (2,), latent_dim: int = 128, seed: int = 0
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
         self.save_hyperparameters()  # collects the arguments of every __init__ in the chain
+        check_options(self.hparams)  # each in its range (models/options.py), before any net
         self.data_shape = tuple(data_shape)
         self.latent_dim = latent_dim
         # the latent batch of every sample picture of a run: a buffer, so it is checkpointed

@@ -45,7 +45,5 @@ def make_ema(net: torch.nn.Module, decay: float | None) -> AveragedModel | None:
     None without a decay."""
     if decay is None:
         return None
-    if not 0 <= decay < 1:
-        raise ConfigError(f"ema_decay must be in [0, 1) or null, got {decay}")
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     return ema.requires_grad_(False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import ConfigError
 from lightning_gans.models.adversarial import AdversarialModule
 from lightning_gans.models.losses import critic_emd
 
@@ -25,8 +24,6 @@ class WGAN(AdversarialModule):
     """
 
     def __init__(self, *, lr: float = 5e-5, clip: float = 0.01, **kwargs) -> None:
-        if not clip > 0:
-            raise ConfigError(f"clip must be > 0, got {clip}")
         super().__init__(**kwargs)
 
     def configure_optimizers(self):

@@ -40,8 +40,6 @@ class WGANGP(AdversarialModule):
                 "WGAN-GP critic_norm 'batch' breaks the per-sample gradient penalty; "
                 "valid: none, layer"
             )
-        if gp_lambda < 0:
-            raise ConfigError(f"gp_lambda must be >= 0, got {gp_lambda}")
         super().__init__(**kwargs)
 
     def configure_optimizers(self):

@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import GANDataModule
+from lightning_gans.errors import ConfigError, require
 from lightning_gans.models import GenerativeModule
 from lightning_gans.run.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from lightning_gans.run.loggers import finish_wandb, make_loggers
@@ -109,6 +110,14 @@ class SaveRunConfig(SaveConfigCallback):
 
 
 class GANCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test. No ``predict``: samples are ``make sample`` (tools/sample.py),
+        which needs no predict loader, writer callback or config."""
+        commands = LightningCLI.subcommands()
+        commands.pop("predict")
+        return commands
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
         parser.link_arguments(
@@ -120,12 +129,20 @@ class GANCLI(LightningCLI):
         parser.add_lightning_class_args(TransportDistance, "transport")
         parser.add_lightning_class_args(PeriodicImageQuality, "fid")
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads the model's options from ``--ckpt_path`` before any hook of ours: a
+        corrupt file must be one line naming it first (docs/design.md#private-lightning-apis)."""
+        if self.config.get("subcommand"):
+            resolve_checkpoint(self.config[self.config.subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
+
     @property
     def active_config(self):
         return self.config[self.subcommand] if self.subcommand else self.config
 
     def before_instantiate_classes(self) -> None:
         config = self.active_config
+        check_trainer(config.trainer)
         model = config.model.class_path.rsplit(".", 1)[-1].lower()
         run, dataset = config.run, config.data.dataset
         resume = resolve_checkpoint(config.get("ckpt_path"))
@@ -169,6 +186,20 @@ class GANCLI(LightningCLI):
     def after_fit(self) -> None:
         finish_wandb(self.trainer)  # flushes the history into the run files
         rank_zero_info(run_report(self.trainer, self.run_dir))
+
+
+def check_trainer(trainer) -> None:
+    """The trainer options Lightning would fail on with a traceback, as one line each."""
+    import torch
+
+    interval = trainer.val_check_interval
+    require(interval is None or interval > 0, "trainer.val_check_interval", interval, "> 0")
+    accelerator = trainer.accelerator
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator {accelerator!r}: this machine has no CUDA GPU; "
+            "valid here: auto, cpu"
+        )
 
 
 TRAINER_DEFAULTS = {

@@ -8,6 +8,8 @@ import os
 import sys
 import warnings
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
 from lightning_gans.errors import ConfigError
 from lightning_gans.models import NonFiniteLossError
 from lightning_gans.run.cli import build_cli
@@ -42,11 +44,14 @@ def main(args: list[str] | None = None) -> None:
 
 
 def user_error(e: BaseException | None) -> BaseException | None:
-    """The ConfigError or NonFiniteLossError behind e (jsonargparse and Lightning wrap them)."""
+    """The ConfigError or NonFiniteLossError behind e (jsonargparse and Lightning wrap them);
+    Lightning's MisconfigurationException (a bad --trainer.* value) as a ConfigError."""
     seen = set()
     while e is not None and id(e) not in seen:
         if isinstance(e, ConfigError | NonFiniteLossError):
             return e
+        if isinstance(e, MisconfigurationException):
+            return ConfigError(f"trainer: {' '.join(str(e).split())}")
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None

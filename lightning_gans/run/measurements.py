@@ -7,6 +7,8 @@ import lightning as L
 import torch
 
 from lightning_gans.data import first_n
+from lightning_gans.errors import require
+from lightning_gans.metrics.features import FEATURES
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 
@@ -26,6 +28,7 @@ class TransportDistance(L.Callback):
     """
 
     def __init__(self, n_points: int = 2000, seed: int = 0):
+        require(n_points >= 0, "transport.n_points", n_points, ">= 0 (0: off)")
         self.n_points = n_points
         self.seed = seed
 
@@ -81,6 +84,9 @@ class PeriodicImageQuality(L.Callback):
     """
 
     def __init__(self, every_n_steps: int = 0, n_samples: int = 1000, features: str = "domain"):
+        require(every_n_steps >= 0, "fid.every_n_steps", every_n_steps, ">= 0 (0: off)")
+        require(n_samples >= 2, "fid.n_samples", n_samples, ">= 2")
+        require(features in FEATURES, "fid.features", repr(features), " or ".join(FEATURES))
         self.every = every_n_steps
         self.n = n_samples
         self.features = features

@@ -62,6 +62,10 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
                         "(make train RESUME=...), or choose another --run.name"
                     ) from None
                 path = Path(root) / f"{name}-{n}"
+            except OSError as e:  # read-only, missing mount, not a directory
+                raise ConfigError(
+                    f"run.root {root!r}: cannot create {path}: {e.strerror}"
+                ) from None
     os.environ[RUN_DIR_ENV] = f"{os.getpid()}:{path}"
     return path
 
@@ -86,8 +90,12 @@ def requeued_checkpoint(root: str, name: str | None, model: str, dataset: str) -
 
 def checkpoint_step(path: Path) -> int:
     """The generator step a checkpoint was written at; a one-line error for a bad file."""
+    import zipfile
+
     import torch
 
+    if not zipfile.is_zipfile(path):  # every torch.save since 1.6 writes a zip archive
+        raise ConfigError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (truncated?)")
     try:
         return int(
             torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"]
@@ -98,7 +106,8 @@ def checkpoint_step(path: Path) -> int:
 
 
 def resolve_checkpoint(path: str | None) -> Path | None:
-    """A checkpoint file, or a run directory meaning its ``checkpoints/last.ckpt``."""
+    """A checkpoint file, or a run directory meaning its ``checkpoints/last.ckpt``; read once
+    here, so a truncated or foreign file is one line naming it, never a traceback later."""
     if not path or path in ("last", "best", "hpc", "registry"):  # Lightning's own keywords
         return None
     p = Path(path)
@@ -109,6 +118,7 @@ def resolve_checkpoint(path: str | None) -> Path | None:
             f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
             "holding checkpoints/last.ckpt"
         )
+    checkpoint_step(p)
     return p
 
 

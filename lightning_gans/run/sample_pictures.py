@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from lightning_gans.errors import require
 from lightning_gans.run.pictures import image_grid, scatter_2d
 
 N_POINTS_2D = 1024
@@ -27,6 +28,9 @@ class SamplePictures(L.Callback):
     """
 
     def __init__(self, every_n_steps: int = 500):
+        require(
+            every_n_steps >= 0, "samples.every_n_steps", every_n_steps, ">= 0 (0: at the end only)"
+        )
         self.every_n_steps = every_n_steps
         self.last_step = -1
 

@@ -1,0 +1,159 @@
+"""Bad input, tried as a new user would: every case ends with one line on stderr naming the
+option, the value and what is accepted, exit status 2, no traceback, and nothing written or
+lost. The table runs through the CLI's entry point in this process (``main``, what
+``python -m lightning_gans`` calls); a few cases run through ``make`` as a user types them."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_gans.run.main import main
+from tests.helpers import QUIET, ROOT, TINY_TOY
+
+SUBPROCESS = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 300}
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+
+# (config under configs/, extra flags, what the one line must say)
+CASES = [
+    ("toy/wgan_gp", ["--model.gp_lambda", "-1"], "gp_lambda must be >= 0, got -1.0"),
+    ("toy/wgan", ["--model.clip", "-0.01"], "clip must be > 0, got -0.01"),
+    ("toy/wgan_gp", ["--model.lr", "-1"], "lr must be > 0, got -1.0"),
+    ("toy/wgan", ["--model.lr", "0"], "lr must be > 0, got 0.0"),
+    ("toy/gan", ["--model.betas", "[1.5, 0.9]"], "betas must be two values in [0, 1)"),
+    ("toy/wgan_gp", ["--model.latent_dim", "0"], "latent_dim must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--model.n_critic", "0"], "n_critic must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--model.g_width", "0"], "g_width must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--model.d_width", "-1"], "d_width must be >= 1, got -1"),
+    ("toy/wgan_gp", ["--model.ema_decay", "1.0"], "ema_decay must be in [0, 1) or null"),
+    ("toy/wgan_gp", ["--model.ema_start", "-5"], "ema_start must be >= 0, got -5"),
+    ("toy/wgan_gp", ["--model.critic_norm", "batch"], "'batch' breaks the per-sample"),
+    ("toy/wgan_gp", ["--model.critic_norm", "group"], "'group'; valid: none, layer, batch"),
+    ("toy/wgan_gp", ["--model.critic_schedule", "burst"], "'burst'; valid: constant, wgan"),
+    ("toy/wgan_gp", ["--model.lr_schedule", "cosine"], "'cosine'; valid: constant, linear"),
+    ("toy/wgan_gp", ["--model.lr", "abc"], "key \"lr\": Expected a <class 'float'>"),
+    ("toy/wgan_gp", ["--model.n_critc", "3"], "n_critc"),
+    ("wgan_gp", ["--model.arch", "vit"], "unknown arch 'vit'; valid: dcgan, resnet"),
+    ("toy/vae", ["--model.sigma", "0"], "sigma must be > 0, got 0.0"),
+    ("toy/vae", ["--model.beta", "-1"], "beta must be >= 0, got -1.0"),
+    ("toy/vae", ["--model.iw_samples", "0"], "iw_samples must be >= 1, got 0"),
+    ("toy/vae", ["--model.likelihood", "bernoulli"], "'bernoulli' for this data; valid:"),
+    ("toy/wgan_gp", ["--data.dataset", "imagenet"], "'imagenet'; valid names: toy8, toy25"),
+    ("toy/wgan_gp", ["--data.batch_size", "0"], "batch_size must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--data.val_fraction", "1.5"], "val_fraction must be in (0, 1), got 1.5"),
+    ("toy/wgan_gp", ["--data.toy_size", "0"], "toy_size must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--data.num_workers", "-1"], "num_workers must be >= 0, got -1"),
+    ("wgan_gp", ["--data.channels", "2"], "channels must be 1 or 3, got 2"),
+    ("wgan_gp", ["--data.image_size", "48"], "image_size must be 32 or 64, got 48"),
+    ("toy/wgan_gp", ["--data.dataset", "mnist", "--data.root", "/nonexistent/x"], "MNIST/raw/"),
+    ("toy/wgan_gp", ["--trainer.max_steps", "-3"], "`max_steps` must be a non-negative"),
+    ("toy/wgan_gp", ["--trainer.val_check_interval", "0"], "val_check_interval must be > 0"),
+    ("toy/wgan_gp", ["--trainer.max_time", "soon"], "'soon')` is not a valid duration"),
+    ("toy/wgan_gp", ["--trainer.precision", "17"], 'key "trainer.precision"'),
+    pytest.param("toy/wgan_gp", ["--trainer.accelerator", "gpu"], "no CUDA GPU", marks=NO_CUDA),
+    ("toy/wgan_gp", ["--samples.every_n_steps", "-1"], "samples.every_n_steps must be >= 0"),
+    ("toy/wgan_gp", ["--fid.n_samples", "1"], "fid.n_samples must be >= 2, got 1"),
+    ("toy/wgan_gp", ["--fid.features", "clip"], "fid.features must be domain or inception"),
+    ("toy/wgan_gp", ["--transport.n_points", "-5"], "transport.n_points must be >= 0"),
+    ("toy/wgan_gp", ["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard"),
+    ("toy/wgan_gp", ["--run.log_model", "sometimes"], 'key "run.log_model"'),
+    ("toy/wgan_gp", ["--ckpt_path", "/nonexistent.ckpt"], "'/nonexistent.ckpt' not found"),
+    ("toy/wgan_gp", ["--lr_scheduler", "StepLR"], "lr_scheduler"),  # would bypass our optimisers
+    ("nope", [], "File does not exist"),
+]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    return stop.value.code, capsys.readouterr().err
+
+
+def bad_fit(tmp_path: Path, config: str, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(ROOT / "configs" / f"{config}.yaml"),
+        *TINY_TOY,
+        *QUIET,
+        *["--trainer.max_steps", "2", "--run.root", str(tmp_path), "--run.logger", "csv"],
+        *extra,
+    ]
+
+
+def assert_one_line(code: int, err: str, needle: str) -> None:
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], err[-2000:]
+
+
+@pytest.mark.parametrize(("config", "extra", "needle"), CASES)
+def test_bad_input_is_one_line_and_exit_2(config, extra, needle, tmp_path, capsys):
+    code, err = run_main(bad_fit(tmp_path, config, *extra), capsys)
+    assert_one_line(code, err, needle)
+    assert not any(tmp_path.iterdir()), "a run that never started left a directory"
+
+
+def test_corrupt_checkpoint_names_the_file_and_the_run_stays_intact(fit_run, tmp_path, capsys):
+    cli = fit_run("toy/wgan", steps=2)
+    run_dir = Path(cli.trainer.default_root_dir)
+    before = tree_digest(run_dir)
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes((run_dir / "checkpoints" / "last.ckpt").read_bytes()[:2000])
+    code, err = run_main(bad_fit(tmp_path, "toy/wgan", "--ckpt_path", str(corrupt)), capsys)
+    assert_one_line(code, err, f"cannot read checkpoint {corrupt}")
+    # a bad option while resuming the run itself: refused before anything is written
+    flags = ["--ckpt_path", str(run_dir), "--trainer.max_steps", "-3"]
+    code, err = run_main(bad_fit(tmp_path, "toy/wgan", *flags), capsys)
+    assert_one_line(code, err, "max_steps")
+    assert tree_digest(run_dir) == before
+    for tool in ("evaluate", "sample"):  # make eval / make sample
+        module = f"lightning_gans.tools.{tool}"
+        proc = subprocess.run([sys.executable, "-m", module, str(corrupt)], **SUBPROCESS)
+        assert_one_line(proc.returncode, proc.stderr, "not a PyTorch checkpoint (truncated?)")
+
+
+def test_unwritable_run_root_and_removed_predict(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    code, err = run_main(bad_fit(tmp_path, "toy/wgan", "--run.root", str(a_file)), capsys)
+    assert_one_line(code, err, f"run.root {str(a_file)!r}: cannot create")
+    code, err = run_main(["predict", "--config", "configs/toy/wgan.yaml"], capsys)
+    assert_one_line(code, err, "invalid choice: 'predict' (choose from 'fit', 'validate', 'test')")
+
+
+MAKE_CASES = [
+    (["train", "MODEL=wgan", "TOY=1", "ARGS=--model.clip -1"], "clip must be > 0, got -1.0"),
+    (["train", "MODEL=stylegan"], "unknown MODEL 'stylegan'"),
+    (["train", "MODEL=wgan", "EXP=imagenet"], "no preset EXP 'imagenet'"),
+    (["eval"], "CKPT is required"),
+    (["eval", "CKPT=/nonexistent"], "'/nonexistent' not found"),
+    (["eval", "CKPT=configs", "N=1"], "--n must be at least 2, got 1"),
+    (["sample", "CKPT=configs", "N=0"], "--n must be at least 1, got 0"),
+]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(("target", "needle"), MAKE_CASES)
+def test_bad_input_through_make(target, needle, tmp_path):
+    env_root = ["ARGS=" + target[-1].removeprefix("ARGS=") + f" --run.root {tmp_path}"]
+    args = target[:-1] + env_root if target[-1].startswith("ARGS=") else target
+    proc = subprocess.run(["make", *args], **SUBPROCESS)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert needle in proc.stderr, proc.stderr[-2000:]
