@@ -1,5 +1,5 @@
 """Pieces every network family shares: the normalisation choices, the image size to depth
-mapping and the (B, 1) -> (B,) squeeze of a critic's score."""
+mapping, the reference initialisations and the (B, 1) -> (B,) squeeze of a critic's score."""
 
 from __future__ import annotations
 
@@ -27,6 +27,33 @@ def norm2d(norm: str, ch: int) -> list[nn.Module]:
     # GroupNorm with one group normalises each sample over (C, H, W): the WGAN-GP paper's
     # layer normalisation, which, unlike batch norm, keeps the gradient penalty per sample.
     return {"none": [], "layer": [nn.GroupNorm(1, ch)], "batch": [nn.BatchNorm2d(ch)]}[norm]
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al. (2016), section 4, as in the DCGAN and WGAN reference code: every conv
+    weight from N(0, 0.02); batch-norm scale from N(1, 0.02), shift 0. For ``net.apply``."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def tflib_init(net: nn.Module, glorot: tuple[nn.Module, ...] = ()) -> None:
+    """The initialisation of the WGAN-GP reference code (tflib, used by gan_cifar_resnet.py):
+    uniform weights with std sqrt(4 / (fan_in + fan_out)) for convs ("he_init"), and
+    sqrt(2 / (fan_in + fan_out)) (Glorot) for 1x1 shortcut convs, linear layers and the
+    modules in ``glorot``; fans count the kernel's taps; biases 0."""
+    for m in net.modules():
+        if not isinstance(m, nn.Conv2d | nn.Linear):
+            continue
+        taps = m.weight[0, 0].numel()  # k * k for a conv, 1 for a linear layer
+        fan_in, fan_out = m.weight.shape[1] * taps, m.weight.shape[0] * taps
+        he = isinstance(m, nn.Conv2d) and taps > 1 and m not in glorot
+        std = math.sqrt((4 if he else 2) / (fan_in + fan_out))
+        nn.init.uniform_(m.weight, -std * math.sqrt(3), std * math.sqrt(3))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 def resolutions(size: int) -> int:

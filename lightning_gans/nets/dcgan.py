@@ -1,11 +1,12 @@
-"""The DCGAN generator and critic (Radford et al. 2016) for 32 and 64 px images."""
+"""The DCGAN generator and critic (Radford et al. 2016) for 32 and 64 px images, initialised as
+the paper says: conv weights N(0, 0.02), batch-norm scale N(1, 0.02) (``blocks.dcgan_init``)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from lightning_gans.nets.blocks import check_norm, norm2d, resolutions
+from lightning_gans.nets.blocks import check_norm, dcgan_init, norm2d, resolutions
 
 
 class DCGANGenerator(nn.Module):
@@ -32,6 +33,7 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1)]  # (B, C, size, size)
         layers += [nn.Tanh()] if tanh else []  # without it: logits or means of a likelihood
         self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])
@@ -54,6 +56,7 @@ class DCGANCritic(nn.Module):
             ch *= 2
         layers += [nn.Conv2d(ch, d_out, 4, 1, 0), nn.Flatten()]  # (B, ch, 4, 4) -> (B, d_out)
         self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -6,7 +6,9 @@ Generator: z -> Linear -> 4x4xW -> [BN, ReLU, up+conv3, BN, ReLU, conv3] + (up+c
 -> BN, ReLU, conv3, tanh. Critic: an optimised first block, one down block per further halving,
 two plain blocks, ReLU, global mean, Linear -> one score. No normalisation in the critic: the
 gradient penalty is per sample. Upsampling is nearest-neighbour (the original's depth-to-space of
-a 4x tiled input is the same operation); downsampling is 2x2 mean pooling.
+a 4x tiled input is the same operation); downsampling is 2x2 mean pooling. Initialised as the
+reference's tflib layers (``blocks.tflib_init``): He-style uniform convs, Glorot-style uniform 1x1
+shortcuts, output conv and linear layers, zero biases.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lightning_gans.nets.blocks import resolutions
+from lightning_gans.nets.blocks import resolutions, tflib_init
 
 
 class ResBlock(nn.Module):
@@ -53,6 +55,7 @@ class ResNetGenerator(nn.Module):
         self.out = nn.Sequential(
             nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()
         )
+        tflib_init(self, glorot=(self.out[2],))  # the output conv is he_init=False there
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.out(self.blocks(self.fc(z).view(len(z), self.width, 4, 4)))
@@ -76,6 +79,7 @@ class ResNetCritic(nn.Module):
         blocks += [ResBlock(width, width, None, norm=False) for _ in range(2)]
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(width, 1)
+        tflib_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.first(x) + self.first_shortcut(x))
