@@ -84,10 +84,12 @@ def train_vae(hp: dict, data: Tensor, iters: int, seed: int, model: str = "vae")
     dec = build_generator(shape, zdim, hp["width"], tanh=False)
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=hp["lr"])
     stream = batches(data, hp["batch_size"], torch.Generator().manual_seed(seed))
-    bernoulli = hp["likelihood"] == "bernoulli"
+    bernoulli = hp["likelihood"] in ("bernoulli", "binarized")
     times = []
     for _ in range(iters):
         x = next(stream)
+        if hp["likelihood"] == "binarized":  # dynamic binarisation: a fresh draw per step
+            x = torch.bernoulli((x + 1) / 2) * 2 - 1
         mu, logvar = enc(x).chunk(2, dim=1)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
         out = dec(z)

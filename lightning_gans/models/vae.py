@@ -6,8 +6,6 @@ loss = -E_q[log p(x|z)] + beta * KL(q(z|x) || N(0, I))     (beta = 1: the negati
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -18,13 +16,14 @@ from lightning_gans.nets import build_critic, build_generator
 
 
 class VAE(GenerativeModule):
-    """Args: ``likelihood`` bernoulli (data in [0, 1]) or gaussian (fixed ``sigma``), ``beta``
-    (the KL's weight in the loss), ``lr`` (Adam), ``width``, ``iw_samples`` (k of the bound)."""
+    """Args: ``likelihood`` binarized, logistic (8-bit images), gaussian (fixed ``sigma``) or
+    bernoulli (grey levels; not a density), each figure named for what it bounds (elbo.py),
+    ``beta`` (the KL's weight in the loss), ``lr`` (Adam), ``width``, ``iw_samples`` (k)."""
 
     def __init__(
         self,
         *,
-        likelihood: str = "bernoulli",
+        likelihood: str = "binarized",
         sigma: float = 0.1,
         beta: float = 1.0,
         lr: float = 1e-3,
@@ -36,12 +35,11 @@ class VAE(GenerativeModule):
         super().__init__(latent_dim=latent_dim, **kwargs)
         elbo.check_likelihood(likelihood, self.data_shape)
         self.encoder = build_critic(self.data_shape, width, "none", d_out=2 * latent_dim)
-        self.decoder = build_generator(self.data_shape, latent_dim, width, tanh=False)
-        self.nats_to_bpd = -1 / (math.prod(self.data_shape) * math.log(2))
+        out_shape = elbo.decoder_shape(self.data_shape, likelihood)
+        self.decoder = build_generator(out_shape, latent_dim, width, tanh=False)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)  # of q(z|x): (B, latent) each
-        return mu, logvar
+        return tuple(self.encoder(x).chunk(2, dim=1))  # mu, logvar of q(z|x): (B, latent) each
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """The mean of p(x|z) in data space (the VAE keeps no averaged decoder)."""
@@ -54,9 +52,9 @@ class VAE(GenerativeModule):
         mu, logvar = self.encode(x)
         recon = -self.log_px_given_z(x, elbo.reparameterize(mu, logvar, noise))  # (B,)
         kl = gaussian_kl(mu, logvar)  # (B,), closed form
-        bound, loss = -(recon + kl).mean(), (recon + self.hparams.beta * kl).mean()
-        terms = {"loss": loss, "elbo": bound, "recon": recon.mean(), "kl": kl.mean()}
-        return terms | {"bpd": bound * self.nats_to_bpd}
+        loss = (recon + self.hparams.beta * kl).mean()
+        terms = {"loss": loss, "recon": recon.mean(), "kl": kl.mean()}
+        return terms | elbo.named(-(recon + kl).mean(), self.hparams.likelihood, self.data_shape)
 
     @torch.no_grad()
     def iw_bound(self, x: Tensor, k: int) -> Tensor:
@@ -67,14 +65,16 @@ class VAE(GenerativeModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        terms = self.elbo_terms(batch, self.step_noise())
+        noise = self.step_noise()  # binarisation and eps of this step
+        terms = self.elbo_terms(elbo.observe(batch, self.hparams.likelihood, noise), noise)
         self.check_finite(loss=terms["loss"])
         self.log_train(terms, batch_size=len(batch))
         return terms["loss"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        iw = self.iw_bound(batch, self.hparams.iw_samples).mean()
-        terms = self.elbo_terms(batch) | {"iw_bound": iw, "iw_bpd": iw * self.nats_to_bpd}
-        self.log_eval(terms, batch_size=len(batch))
+        x = elbo.observe(batch, self.hparams.likelihood, self.eval_noise(batch_idx))
+        iw = self.iw_bound(x, self.hparams.iw_samples).mean()
+        iw_figures = elbo.named(iw, self.hparams.likelihood, self.data_shape, iw=True)
+        self.log_eval(self.elbo_terms(x) | iw_figures, batch_size=len(x))
 
     test_step = validation_step
