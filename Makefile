@@ -68,6 +68,8 @@ IMAGE_SIZE ?= 32
 N          ?=
 OUT        ?=
 FEATURES   ?= domain
+REFERENCE  ?= test
+N_REAL     ?=
 check-ckpt:
 	@test -n "$(CKPT)" || { echo "CKPT is required: make $(MAKECMDGOALS) CKPT=runs/<run> (a run directory or a .ckpt file)" >&2; exit 2; }
 
@@ -77,8 +79,8 @@ classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_S
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
 	$(PY) -c "from lightning_gans.metrics.features import fetch_inception; print(fetch_inception())"
 
-eval: check-ckpt install ## FID/KID (images), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception]
-	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES)
+eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train] [N_REAL=N]
+	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES) --reference $(REFERENCE) $(if $(N_REAL),--n-real $(N_REAL),)
 
 sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png]
 	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),)

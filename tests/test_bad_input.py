@@ -60,6 +60,8 @@ CASES = [
     ("toy/wgan_gp", ["--samples.every_n_steps", "-1"], "samples.every_n_steps must be >= 0"),
     ("toy/wgan_gp", ["--fid.n_samples", "1"], "fid.n_samples must be >= 2, got 1"),
     ("toy/wgan_gp", ["--fid.features", "clip"], "fid.features must be domain or inception"),
+    ("wgan_gp", ["--fid.reference", "dev"], "fid.reference must be train or val or test"),
+    ("wgan_gp", ["--fid.every_n_steps", "1", "--fid.n_real", "9999"], "the val split holds 400"),
     ("toy/wgan_gp", ["--transport.n_points", "-5"], "transport.n_points must be >= 0"),
     ("toy/wgan_gp", ["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard"),
     ("toy/wgan_gp", ["--run.log_model", "sometimes"], 'key "run.log_model"'),

@@ -81,14 +81,25 @@ def test_eval_and_sample_on_a_default_checkpoint(tmp_path, cache):
     proc = tool("evaluate", str(run), "--n", "64", "--cache", str(cache))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "domain_fid" in proc.stdout
-    result = json.loads((run / "checkpoints" / "last.eval.json").read_text())
+    result = json.loads((run / "eval" / "step_000003.domain.json").read_text())
     assert result["features"] == "domain" and result["generator_step"] == 3
+    assert (result["n_fake"], result["n_real"], result["reference"]) == (64, 64, "test")
+    assert "64 samples against 64 images of the test split" in proc.stdout
+    assert "classifier held-out accuracy" in proc.stdout and result["classifier_accuracy"] > 0.5
     quality = {"domain_fid", "domain_kid", "domain_precision", "domain_recall"}
     assert set(result["metrics"]) == quality | {"domain_kid_std"}
     assert result["metrics"]["domain_fid"] > 0
     ceiling = result["real_vs_real"]  # the same figures for other real images
     assert set(ceiling) == quality and ceiling["domain_fid"] < result["metrics"]["domain_fid"]
     assert "real vs real" in proc.stdout
+
+    # resumed to step 5: a new file named by its step; the step-3 file still says step 3
+    fit(tmp_path, "wgan_gp", ckpt_path=run, steps=5, name="run")
+    proc = tool("evaluate", str(run), "--n", "32", "--reference", "train", "--cache", str(cache))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    later = json.loads((run / "eval" / "step_000005.domain.json").read_text())
+    assert later["generator_step"] == 5 and later["reference"] == "train"
+    assert json.loads((run / "eval" / "step_000003.domain.json").read_text())["generator_step"] == 3
 
     out = tmp_path / "pics" / "grid.png"
     proc = tool("sample", str(run), "--n", "16", "--out", str(out))
@@ -159,21 +170,23 @@ def test_periodic_fid_is_logged_every_k_steps(tmp_path, cache, monkeypatch):
     shutil.copytree(
         cache / "classifiers", cache.parent / "data" / "classifiers", dirs_exist_ok=True
     )
-    fit(tmp_path, "wgan_gp", "--fid.every_n_steps", "2", "--fid.n_samples", "64", steps=4)
-    text = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    header = text[0].split(",")
-    rows = [dict(zip(header, ln.split(","), strict=True)) for ln in text[1:]]
-    fids = {int(r["step"]): float(r["val/domain_fid"]) for r in rows if r.get("val/domain_fid")}
+    fid = ["--fid.every_n_steps", "2", "--fid.n_samples", "64", "--fid.reference", "train"]
+    fit(tmp_path, "wgan_gp", *fid, "--fid.n_real", "100", steps=4)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/domain_fid")]
+    fids = {int(r["step"]): float(r["val/domain_fid"]) for r in rows}
     assert sorted(fids) == [2, 4] and all(v > 0 for v in fids.values())
+    # FID is biased in N: every figure is logged with its two counts
+    assert all((r["val/fid_n_fake"], r["val/fid_n_real"]) == ("64", "100") for r in rows)
 
 
 def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
     """Rank 0 alone measures, so 2 gloo ranks log what 1 process logs from the same samples
-    (lr 0: the generator and its batch-norm statistics are rank 0's in both runs)."""
+    (lr 1e-12: the generator and its batch-norm statistics are rank 0's in both runs)."""
     (tmp_path / "data").mkdir()
     shutil.copytree(cache / "classifiers", tmp_path / "data" / "classifiers")
     args = ["fit", "--config", str(ROOT / "configs" / "wgan_gp.yaml"), *TINY_DIGITS]
-    args += [*TINY_GAN_DIGITS, *QUIET, "--model.lr", "0", "--trainer.max_steps", "2"]
+    args += [*TINY_GAN_DIGITS, *QUIET, "--model.lr", "1e-12", "--trainer.max_steps", "2"]
     args += ["--fid.every_n_steps", "2", "--fid.n_samples", "64", "--run.logger", "csv"]
     args += ["--trainer.limit_val_batches", "0", "--run.root", str(tmp_path)]
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
@@ -188,3 +201,17 @@ def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
         figures.append({k: float(rows[0][f"val/{k}"]) for k in ("domain_fid", "domain_kid")})
     one, two = figures
     assert one == pytest.approx(two, abs=1e-6, rel=1e-6) and one["domain_fid"] > 0
+
+
+def test_inception_score_against_its_definition():
+    """IS = exp E_x KL(p(y|x) || p(y)) (Salimans et al. 2016): 10 for confident predictions
+    spread evenly over 10 classes, 1 when every image gets the same prediction."""
+    from lightning_gans.metrics.image_quality import inception_score
+
+    confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).double() * 50
+    assert inception_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
+    assert inception_score(torch.zeros(1000, 10).double())[0] == pytest.approx(1.0)
+    logits = torch.randn(500, 7, generator=torch.Generator().manual_seed(0)).double()
+    p = logits.softmax(1)
+    by_hand = (p * (p.log() - p.mean(0, keepdim=True).log())).sum(1).mean().exp()
+    assert inception_score(logits, splits=1)[0] == pytest.approx(float(by_hand), rel=1e-9)

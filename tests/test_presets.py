@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -45,7 +46,9 @@ def image_folders(tmp_path_factory):
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_preset_trains_three_steps_on_stand_in_data(preset, image_folders, tmp_path):
     text = preset.read_text()
-    assert text.startswith("#") and "(20" in text.split("\nmodel:")[0]  # cites its source
+    header = text.split("\nmodel:")[0]  # its source, what is as there, and every departure
+    assert text.startswith("#") and "(20" in header
+    assert all(f"\n# {k}:" in header for k in ("Source", "As there", "Departures"))
     spec = yaml.safe_load(text)
     size, dataset = spec["data"]["image_size"], spec["data"]["dataset"]
     channels = native_channels(dataset, None)
@@ -56,6 +59,8 @@ def test_preset_trains_three_steps_on_stand_in_data(preset, image_folders, tmp_p
     args += ["--data.channels", str(channels), "--data.batch_size", "4", *QUIET]
     args += ["--trainer.max_steps", "3", "--trainer.num_sanity_val_steps", "0"]
     args += ["--fid.every_n_steps", "0", "--run.root", str(tmp_path), "--run.logger", "none"]
+    if spec["fid"].get("n_real", 0) > 64:  # the published counts need the whole data set
+        args += ["--fid.n_real", "null"]
     cli = fit_cli(args)
     assert cli.model.data_shape == (channels, size, size)
     assert cli.datamodule.hparams.batch_size == 4  # the preset's other values stand
@@ -128,3 +133,62 @@ def test_bad_ema_and_schedule_values_are_config_errors(tmp_path):
     ]:
         proc = run_module("fit", *cli_args(tmp_path, "toy/wgan_gp", flag, value), timeout=120)
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr[-1000:]
+
+
+class Spy(L.Callback):
+    """Records the batches each critic update receives and what its loss sees, and the
+    generator's batch sizes."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.given, self.seen, self.g_sizes = [], [], []
+        update, loss = pl_module.critic_update, pl_module.critic_loss
+
+        def critic_update(real, noise):
+            self.given.append(real.clone())
+            return update(real, noise)
+
+        def critic_loss(real, fake, noise):
+            self.seen.append(real.clone())
+            return loss(real, fake, noise)
+
+        pl_module.critic_update, pl_module.critic_loss = critic_update, critic_loss
+
+        def record(module, inputs, out):  # training steps only, not pictures or validation
+            if module.training:
+                self.g_sizes.append(len(out))
+
+        pl_module.generator.register_forward_hook(record)
+
+
+def test_resnet_presets_generator_batch_and_dequantisation(tmp_path):
+    """gan_cifar_resnet.py: the generator's batch is twice the critic's, and the critic sees
+    real + U(0, 1/128)."""
+    spy = Spy()
+    fit(tmp_path, "toy/wgan_gp", "--model.g_batch_factor", "2", "--model.dequantize", "0.25",
+        "--model.n_critic", "2", steps=1, callbacks=[spy])  # fmt: skip
+    b = len(spy.given[0])
+    assert spy.g_sizes == [b, b, 2 * b]  # two critic updates' fakes, then the generator's
+    noise = torch.cat([s - g for s, g in zip(spy.seen, spy.given, strict=True)])
+    assert float(noise.min()) >= 0 and float(noise.max()) < 0.25
+    assert float(noise.mean()) == pytest.approx(0.125, abs=0.02)
+
+
+def test_ema_update_is_averaged_models_arithmetic_without_its_sync():
+    from lightning_gans.models.schedules import make_ema, update_ema
+
+    torch.manual_seed(0)
+    net = build_generator((1, 32, 32), 8, 8)  # batch norm: its statistics are averaged too
+    reference, ours = make_ema(net, 0.9), make_ema(net, 0.9)
+    for step in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+            net.train()(torch.randn(4, 8))  # moves the running statistics
+        reference.update_parameters(net)  # copies when n_averaged is 0, then averages
+        update_ema(ours, net, 0.9, copy=step == 0)
+    pairs = zip(reference.state_dict().items(), ours.state_dict().values(), strict=True)
+    for (name, a), b in pairs:
+        if a.is_floating_point():
+            assert torch.allclose(a, b, atol=1e-6), name
+        elif name.endswith("num_batches_tracked"):  # a count: copied, where torch averages it
+            assert int(b) == int(dict(net.named_buffers())[name.removeprefix("module.")])

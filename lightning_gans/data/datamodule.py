@@ -25,6 +25,9 @@ from lightning_gans.errors import require
 TOY_VAL_SIZE = 8192
 
 
+SPLITS = ("train", "val", "test")  # train_set, val_set, test_set after setup
+
+
 class GANDataModule(L.LightningDataModule):
     """Embedded sets (no download): toy8, toy25, swissroll, mnist5k, digits. Downloaded into ``root`` on
     request (``download: true``): mnist, fashion_mnist, cifar10, celeba, folder (``root`` is then

@@ -3,8 +3,11 @@
 FID (Heusel et al. 2017): ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over features.
 KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel, mean (and std) over
 random subsets. Improved precision and recall (k = 3; metrics/precision_recall.py) in the same
-features. Images are embedded once and the statistics are torchmetrics' own; the keys say
-which network was used: ``fid``/``kid`` for Inception, ``domain_fid``/``domain_kid`` otherwise.
+features. With Inception features also the Inception Score of the generated images (Salimans et
+al. 2016): exp E_x KL(p(y|x) || p(y)) over 10 splits, from the same network's unbiased logits.
+Images are embedded once and the statistics are torchmetrics' own; the keys say which network
+was used: ``fid``/``kid``/``inception_score`` for Inception, ``domain_fid``/``domain_kid``
+otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from lightning_gans.data.datasets import DataError, to_zero_to_one
@@ -28,6 +32,17 @@ class Precomputed(nn.Module):
 
     def forward(self, feats: Tensor) -> Tensor:
         return feats
+
+
+def inception_score(logits: Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """Mean and std over ``splits`` of exp E_x KL(p(y|x) || p(y)), p(y|x) = softmax(logits):
+    torchmetrics' InceptionScore on logits we computed (it shuffles with the seeded generator)."""
+    metric = InceptionScore(Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
+    metric.update(logits)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
 
 
 class ImageQuality:
@@ -95,10 +110,14 @@ class ImageQuality:
             kid_mean, kid_std = kid.compute()
         p = self.prefix
         precision, recall = precision_recall(real_feats, fake_feats, k=3)
-        return {
+        scores = {
             f"{p}fid": float(fid.compute()),
             f"{p}kid": float(kid_mean),
             f"{p}kid_std": float(kid_std),
             f"{p}precision": precision,
             f"{p}recall": recall,
         }
+        if self.inception:  # the unbiased logits are the pool features times fc's weights
+            logits = fake_feats @ self.net.fc.weight.detach().double().cpu().T
+            scores["inception_score"], scores["inception_score_std"] = inception_score(logits)
+        return scores

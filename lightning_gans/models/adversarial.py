@@ -40,6 +40,10 @@ class AdversarialModule(GenerativeModule):
         lr_schedule: constant, or linear (both learning rates decay to 0 at max_steps).
         critic_schedule: constant (n_critic), or wgan (the WGAN reference code's 100 critic
             updates on the first 25 generator steps and on every 500th).
+        g_batch_factor: the generator update's batch is this many times the critic's (2 in
+            the WGAN-GP CIFAR-10 ResNet code).
+        dequantize: add U(0, dequantize) noise to every real pixel the critic sees (1/128 in
+            the WGAN-GP CIFAR-10 ResNet code: 8-bit levels become a continuous density).
     """
 
     def __init__(
@@ -54,6 +58,8 @@ class AdversarialModule(GenerativeModule):
         ema_start: int = 0,
         lr_schedule: str = "constant",
         critic_schedule: str = "constant",
+        g_batch_factor: int = 1,
+        dequantize: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,7 +95,7 @@ class AdversarialModule(GenerativeModule):
         noise = self.step_noise()  # z and eps of this step: a function of (seed, step, rank)
         reals = self.real_batches(batch)  # n_critic (or a burst's) disjoint (B, ...) batches
         critic = [self.critic_update(real, noise) for real in reals]
-        loss_g = self.generator_update(len(reals[0]), noise)
+        loss_g = self.generator_update(len(reals[0]) * self.hparams.g_batch_factor, noise)
         broadcast_buffers(self)
         if self.logging_step():  # the critic's figures averaged over its updates of this step
             logged = {k: torch.stack([m[k] for m in critic]).mean() for k in critic[0]}
@@ -98,6 +104,8 @@ class AdversarialModule(GenerativeModule):
     def critic_update(self, real: Tensor, noise: torch.Generator) -> dict[str, Tensor]:
         """One critic update on a real batch and as many fakes; returns its detached metrics."""
         opt_d = self.optimizers()[1]
+        if self.hparams.dequantize:  # real + U(0, d): as the reference fed its critic
+            real = real + self.hparams.dequantize * self.rand(*real.shape, noise=noise)
         with torch.no_grad():  # G receives nothing from the critic's loss
             fake = self.generator(self.randn(len(real), self.latent_dim, noise=noise))
         loss, metrics = self.critic_loss(real, fake, noise)
@@ -121,10 +129,10 @@ class AdversarialModule(GenerativeModule):
         opt_g.step()
         for sched in self.schedulers():
             sched.step()
-        if self.generator_ema is not None:
-            if self.global_step < self.hparams.ema_start:  # before the start: follow the weights
-                self.generator_ema.n_averaged.zero_()
-            self.generator_ema.update_parameters(self.generator)  # n_averaged 0 -> a copy
+        if self.generator_ema is not None:  # global_step already counts this update
+            h = self.hparams
+            copy = self.global_step == 1 or self.global_step < h.ema_start  # first, or too early
+            schedules.update_ema(self.generator_ema, self.generator, h.ema_decay, copy)
         return loss.detach()
 
     # --- the pieces the loop uses --------------------------------------------------------------

@@ -3,6 +3,8 @@ schedule and the generator's moving average. Options every GAN shares."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -47,3 +49,19 @@ def make_ema(net: torch.nn.Module, decay: float | None) -> AveragedModel | None:
         return None
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     return ema.requires_grad_(False)
+
+
+@torch.no_grad()
+def update_ema(ema: AveragedModel, net: torch.nn.Module, decay: float, copy: bool) -> None:
+    """ema <- decay * ema + (1 - decay) * net, for weights and batch-norm statistics, or a copy
+    of net when ``copy``: the arithmetic of ``AveragedModel.update_parameters`` with the EMA
+    function, without its Python test of the ``n_averaged`` tensor, a host-device sync on every
+    generator step. The caller decides ``copy`` from Python step counts."""
+    averaged = itertools.chain(ema.module.parameters(), ema.module.buffers())
+    current = itertools.chain(net.parameters(), net.buffers())
+    for avg, now in zip(averaged, current, strict=True):
+        if copy or not avg.is_floating_point():  # num_batches_tracked is a count: copied
+            avg.copy_(now)
+        else:
+            avg.lerp_(now, 1 - decay)
+    ema.n_averaged += 1

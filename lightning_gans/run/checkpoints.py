@@ -44,12 +44,15 @@ class LastCheckpoint(L.Callback):
 
     - At the end of training.
     - On SIGUSR1 or SIGTERM: the current step finishes, every rank agrees, ``last.ckpt`` is
-      written, training stops and the process exits 0. Under SLURM rank 0 then runs
+      written, training stops and the process exits 0. The ranks compare their flags every
+      ``check_every_n_steps`` generator steps (one all-reduce and a host sync under DDP, none
+      on the other steps), well inside SLURM's warning time. Under SLURM rank 0 then runs
       ``scontrol requeue $SLURM_JOB_ID``; the requeued job resumes from ``last.ckpt`` in the same
       run directory. Elsewhere ``make train RESUME=<run dir>`` continues from there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check_every_n_steps: int = 10) -> None:
+        self.check_every = check_every_n_steps
         self.path = Path("last.ckpt")
         self.signalled = False
         self.previous: dict[int, Any] = {}
@@ -73,6 +76,8 @@ class LastCheckpoint(L.Callback):
         self.previous = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.world_size > 1 and trainer.global_step % self.check_every:
+            return  # under DDP the flags are compared every check_every steps only
         # every rank takes the same decision, or the collective calls would deadlock
         if trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
             self.save(trainer)

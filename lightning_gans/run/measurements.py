@@ -6,8 +6,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from lightning_gans.data import first_n
-from lightning_gans.errors import require
+from lightning_gans.data import SPLITS, first_n
+from lightning_gans.errors import ConfigError, require
 from lightning_gans.metrics.features import FEATURES
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
@@ -70,26 +70,42 @@ class TransportDistance(L.Callback):
 
 
 class PeriodicImageQuality(L.Callback):
-    """Every ``every_n_steps`` generator steps, FID and KID of ``n_samples`` samples against the
-    held-out split, logged as ``val/domain_fid``, ``val/domain_kid`` (or Inception's ``val/fid``,
-    ``val/kid``). The reference features are computed once, at setup. Images only.
-    Under DDP rank 0 alone samples, embeds and computes: one figure per evaluation, from the
-    same samples as a single process would draw (docs/design.md#fid-under-ddp).
+    """Every ``every_n_steps`` generator steps, FID and KID of ``n_samples`` samples against
+    ``n_real`` images of the ``reference`` split, logged as ``val/domain_fid``, ``val/domain_kid``
+    (or Inception's ``val/fid``, ``val/kid``, ``val/inception_score``) beside ``val/fid_n_fake``
+    and ``val/fid_n_real``: FID is biased in N, so a figure is read with its counts. Published
+    CIFAR-10 FIDs compare 50k samples with the 50k training images (``reference: train``).
+    The reference features are computed once, at setup. Images only. Under DDP rank 0 alone
+    samples, embeds and computes: one figure per evaluation, from the same samples as a single
+    process would draw (docs/design.md#fid-under-ddp).
 
     Args:
         every_n_steps: generator steps between evaluations (0: off).
-        n_samples: samples (and held-out images) per evaluation.
+        n_samples: samples per evaluation.
         features: domain (offline; ``make classifier`` first) or inception
             (``make fetch-weights`` first).
+        reference: the real images compared with: train, val or test split.
+        n_real: how many of them (default: n_samples); more than the split holds is an error.
     """
 
-    def __init__(self, every_n_steps: int = 0, n_samples: int = 1000, features: str = "domain"):
+    def __init__(
+        self,
+        every_n_steps: int = 0,
+        n_samples: int = 1000,
+        features: str = "domain",
+        reference: str = "val",
+        n_real: int | None = None,
+    ):
         require(every_n_steps >= 0, "fid.every_n_steps", every_n_steps, ">= 0 (0: off)")
         require(n_samples >= 2, "fid.n_samples", n_samples, ">= 2")
         require(features in FEATURES, "fid.features", repr(features), " or ".join(FEATURES))
+        require(reference in SPLITS, "fid.reference", repr(reference), " or ".join(SPLITS))
+        require(n_real is None or n_real >= 2, "fid.n_real", n_real, ">= 2 or null")
         self.every = every_n_steps
         self.n = n_samples
         self.features = features
+        self.reference = reference
+        self.n_real = n_real or n_samples
         self.quality = None
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
@@ -97,12 +113,18 @@ class PeriodicImageQuality(L.Callback):
         if stage != "fit" or self.every <= 0 or len(pl_module.data_shape) != 3:
             return
         data.setup(stage)
+        split = getattr(data, f"{self.reference}_set")
+        if len(split) < self.n_real:
+            raise ConfigError(
+                f"fid.n_real {self.n_real}: the {self.reference} split holds {len(split)} "
+                "images; lower --fid.n_real or choose another --fid.reference (train, val, test)"
+            )
         h = data.hparams
         self.quality = ImageQuality(
             self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
         )
         if trainer.is_global_zero:  # every rank checks the settings, rank 0 alone measures
-            self.quality.set_real(first_n(data.val_set, self.n))
+            self.quality.set_real(first_n(split, self.n_real))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
         if self.quality is None or not trainer.is_global_zero or trainer.global_step % self.every:
@@ -111,6 +133,7 @@ class PeriodicImageQuality(L.Callback):
         self.quality.device = pl_module.device
         self.quality.net.to(pl_module.device)
         scores = self.quality(None, pl_module.sample(z=z))
+        scores |= {"fid_n_fake": self.n, "fid_n_real": self.n_real}
         # straight to the loggers: self.log from a train-batch hook would be dropped unless the
         # step happened to be a multiple of log_every_n_steps
         for logger in trainer.loggers:

@@ -5,8 +5,9 @@
 Images: FID and KID (metrics/image_quality.py) between N samples and N held-out images, with
 the domain classifier's features (offline default) or Inception's (``--features inception``, after
 ``make fetch-weights``). 2-D sets: exact W1 (POT). VAE: also the test-set ELBO and
-importance-weighted bound. Prints a table, writes ``<ckpt>.eval.json`` beside the checkpoint and
-logs to the run's W&B run when it has one.
+importance-weighted bound. Every figure is printed beside its real-vs-real baseline and its
+counts. Prints a table, writes ``<run>/eval/step_<N>.<features>.json`` and logs to the run's W&B
+run when it has one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import NamedTuple
 import lightning as L
 import torch
 
-from lightning_gans.data import GANDataModule, first_n
-from lightning_gans.errors import ConfigError
+from lightning_gans.data import SPLITS, GANDataModule, first_n
+from lightning_gans.errors import ConfigError, require
 from lightning_gans.metrics.features import FEATURES, classifier_path
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
@@ -71,27 +72,40 @@ def ensure_classifier(dataset: str, image_size: int, cache: str) -> None:
 
 
 def evaluate(
-    ckpt: str, n: int = 2000, features: str = "domain", cache: str = "data", seed: int = 0
+    ckpt: str,
+    n: int = 2000,
+    features: str = "domain",
+    cache: str = "data",
+    seed: int = 0,
+    reference: str = "test",
+    n_real: int | None = None,
 ) -> dict:
-    """All figures for one checkpoint; also written to ``<ckpt>.eval.json``."""
+    """All figures for one checkpoint: n samples against n_real (default n) images of the
+    ``reference`` split, beside the real-vs-real baseline (as many images of another split
+    against the same reference); written to ``<run>/eval/step_<N>.<features>.json``."""
+    require(reference in SPLITS, "--reference", repr(reference), " or ".join(SPLITS))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data, path, step = load_run(ckpt, device)
-    baseline: dict[str, float] = {}
-    real = first_n(data.test_set, n)  # all of a smaller held-out split (digits: 179 images)
+    accuracy = None
+    split = getattr(data, f"{reference}_set")
+    real = first_n(split, min(n_real or n, len(split)))  # a smaller split is used whole
+    other_name = "train" if reference != "train" else "test"
+    other = first_n(getattr(data, f"{other_name}_set"), n)  # held-out from the reference
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     fake = model.sample(z=z).float().cpu()
     h = data.hparams
     if real.dim() == 2:
         metrics = {"exact_w1": wasserstein1(fake, real)}
+        baseline = {"exact_w1": wasserstein1(other, real)}
     else:
-        c = real.shape[1]
         if features == "domain" and h.dataset in ("mnist5k", "digits"):  # embedded: offline
             ensure_classifier(h.dataset, h.image_size, cache)
-        quality = ImageQuality(features, h.dataset, h.image_size, c, cache, device)
+        quality = ImageQuality(features, h.dataset, h.image_size, real.shape[1], cache, device)
         metrics = quality(real, fake, seed)
-        # the ceiling: as many other real images (training split) against the same reference
-        other = first_n(data.train_set, len(real))
         baseline = {k: v for k, v in quality(real, other, seed).items() if "std" not in k}
+        if features == "domain":  # how far its features can be trusted
+            saved = torch.load(classifier_path(h.dataset, h.image_size, cache), weights_only=True)
+            accuracy = saved.get("test_accuracy")
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
         tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
         scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
@@ -101,16 +115,29 @@ def evaluate(
         "model": type(model).__name__,
         "dataset": h.dataset,
         "generator_step": step,
-        "n_samples": len(fake),
+        "n_fake": len(fake),
         "n_real": len(real),
+        "reference": reference,
+        "real_vs_real_images": f"{len(other)} of the {other_name} split",
         "features": features if real.dim() == 4 else "none (exact optimal transport)",
+        "classifier_accuracy": accuracy,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "metrics": metrics,
         "real_vs_real": baseline,
     }
-    path.with_suffix(".eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    written = eval_path(path, step, result["features"].split()[0])
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(json.dumps(result, indent=2) + "\n")
+    result["written"] = str(written)
     log_to_wandb(path, result)
     return result
+
+
+def eval_path(ckpt: Path, step: int, features: str) -> Path:
+    """``<run>/eval/step_<N>.<features>.json``: named by the step it measured, so a file
+    never describes a checkpoint that has since moved on (``last.ckpt`` does)."""
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / "eval" / f"step_{step:06d}.{features}.json"
 
 
 def log_to_wandb(ckpt: Path, result: dict) -> None:
@@ -165,11 +192,14 @@ def print_table(result: dict) -> None:
     for k, v in result["metrics"].items():
         table.add_row(k, f"{v:.4f}", f"{ceiling[k]:.4f}" if k in ceiling else "")
     Console().print(table)
-    written = Path(result["checkpoint"]).with_suffix(".eval.json")
+    accuracy = result["classifier_accuracy"]
+    held_out = "" if accuracy is None else f" (classifier held-out accuracy {accuracy:.3f})"
     print(
-        f"features: {result['features']}; {result['n_samples']} samples vs "
-        f"{result['n_real']} held-out; written to {written}"
+        f"features: {result['features']}{held_out}; {result['n_fake']} samples against "
+        f"{result['n_real']} images of the {result['reference']} split; real vs real: "
+        f"{result['real_vs_real_images']} against the same {result['n_real']}"
     )
+    print(f"written to {result['written']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,12 +209,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--features", default="domain", choices=FEATURES)
     ap.add_argument("--cache", default="data", help="where weights and classifiers live")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference", default="test", choices=SPLITS, help="the real images")
+    ap.add_argument("--n-real", type=int, default=None, help="how many (default: --n)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
     if args.n < 2:
         ap.error(f"--n must be at least 2, got {args.n}")
+    if args.n_real is not None and args.n_real < 2:
+        ap.error(f"--n-real must be at least 2, got {args.n_real}")
     try:
-        print_table(evaluate(args.ckpt, args.n, args.features, args.cache, args.seed))
+        result = evaluate(
+            args.ckpt, args.n, args.features, args.cache, args.seed, args.reference, args.n_real
+        )
+        print_table(result)
     except ConfigError as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
