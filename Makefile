@@ -19,7 +19,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
 .PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
-	classifier fetch-weights eval sample bench check-ckpt
+	classifier fetch-weights eval sample bench gpu-check check-ckpt
 
 help: ## show this help
 	@echo "usage: make <target> [MODEL=$(MODEL)] [TOY=1] [ARGS=\"--trainer.max_steps 200\"]"
@@ -85,8 +85,12 @@ eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run
 sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png]
 	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),)
 
-bench: install ## Lightning vs a plain PyTorch loop: ms/iteration and quality -> benchmarks/results.md (~10 min)
-	$(PY) benchmarks/bench.py
+DEVICE ?= cpu
+bench: install ## Lightning vs a plain PyTorch loop -> benchmarks/results.md (~15 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md
+	$(if $(filter cpu,$(DEVICE)),$(PY) benchmarks/bench.py,$(PY) benchmarks/gpu_bench.py --device $(DEVICE))
+
+gpu-check: install ## the GPU suite (pytest -m gpu): precisions, no host syncs, CUDA<->CPU checkpoints, DDP on one GPU
+	$(PY) -m pytest -m gpu -q
 
 bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
 	$(PY) benchmarks/toy_w1.py

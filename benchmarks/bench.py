@@ -1,10 +1,11 @@
 """What the template costs: each model trained through Lightning (the real CLI) and by a plain
 PyTorch loop (plain_loops.py) with the same networks, batch size, n_critic and optimisers,
-interleaved round by round. Reports the median ms per generator iteration (steady state, after
-``--warmup`` iterations), their ratio, and the quality both reach at the same iteration count:
-exact W1 on toy8, domain FID on digits.
+interleaved round by round in alternating order. Reports the median ms per generator iteration
+(steady state, after ``--warmup`` iterations), the median and the range of the per-round ratios
+(each round pairs the two implementations on the same seed), and the quality both reach at the
+same iteration count: exact W1 on toy8, domain FID on mnist5k.
 
-    python benchmarks/bench.py [--iters 30] [--rounds 4] [--threads 2]      (make bench)
+    python benchmarks/bench.py [--iters 30] [--rounds 6] [--threads 2]      (make bench)
 
 Writes benchmarks/results.md. Lightning runs with its progress bar, validation and pictures off
 and the CSV logger on; the timed window is only training steps.
@@ -33,14 +34,14 @@ from lightning_gans.data import first_n  # noqa: E402
 from lightning_gans.metrics.theory import wasserstein1  # noqa: E402
 from lightning_gans.run.cli import build_cli  # noqa: E402
 
-CASES = [  # (dataset, model): toy8 uses configs/toy/, digits configs/
+CASES = [  # (dataset, model): toy8 uses configs/toy/, mnist5k the default configs/
     ("toy8", "wgan_gp"),
-    ("digits", "wgan_gp"),
+    ("mnist5k", "wgan_gp"),
     ("toy8", "wgan"),
     ("toy8", "gan"),
-    ("digits", "wgan"),
-    ("digits", "gan"),
-    ("digits", "vae"),
+    ("mnist5k", "wgan"),
+    ("mnist5k", "gan"),
+    ("mnist5k", "vae"),
 ]
 
 
@@ -57,6 +58,7 @@ def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str):
     config = ROOT / "configs" / ("toy/" if dataset == "toy8" else "") / f"{model}.yaml"
     args = ["--config", str(config), "--seed_everything", str(seed), "--model.seed", str(seed)]
     args += ["--data.seed", str(seed), "--trainer.max_steps", str(iters)]
+    args += ["--trainer.max_time", "null"]
     args += ["--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false"]
     args += ["--trainer.enable_model_summary", "false", "--trainer.logger", "true"]
     args += ["--run.logger", "csv", "--run.root", root, "--run.name", f"{model}-{dataset}-{seed}"]
@@ -82,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=30, help="generator iterations per run")
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", nargs="+", default=None, help="dataset:model, e.g. toy8:wgan_gp")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
@@ -91,8 +93,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cases = [tuple(c.split(":")) for c in args.cases] if args.cases else CASES
     scorer = None
-    if any(d == "digits" for d, _ in cases):
-        scorer = digits_scorer()
+    if any(d == "mnist5k" for d, _ in cases):
+        scorer = mnist5k_scorer()
     rows, start = [], time.time()
     with tempfile.TemporaryDirectory() as root:
         for dataset, model in cases:
@@ -111,7 +113,8 @@ def main() -> None:
                         sample, times = PLAIN[model](hp, dm.train_set.x, args.iters, r, model)
                         pt.append(ms_per_iter(times, args.warmup))
                         pq.append(score(sample, hp, dm, dataset, r, scorer))
-            row = (dataset, model, statistics.median(lt), statistics.median(pt), lq, pq)
+            ratios = [a / b for a, b in zip(lt, pt, strict=True)]  # paired by round
+            row = (dataset, model, statistics.median(lt), statistics.median(pt), ratios, lq, pq)
             print(row, flush=True)
             rows.append(row)
     write(args, rows, time.time() - start)
@@ -125,16 +128,12 @@ def score(sample, hp: dict, dm, dataset: str, seed: int, scorer) -> float:
     return wasserstein1(fake, real) if dataset == "toy8" else scorer(real, fake)["domain_fid"]
 
 
-def digits_scorer():
-    from lightning_gans.metrics.features import classifier_path
+def mnist5k_scorer():
     from lightning_gans.metrics.image_quality import ImageQuality
+    from lightning_gans.tools.evaluate import ensure_classifier
 
-    if not classifier_path("digits", 32).is_file():
-        from lightning_gans.tools.classifier import train_classifier
-
-        print("training the digits domain classifier first (make classifier)", flush=True)
-        train_classifier("digits", 32)
-    return ImageQuality("domain", "digits", 32, 1)
+    ensure_classifier("mnist5k", 32, "data")
+    return ImageQuality("domain", "mnist5k", 32, 1)
 
 
 def write(args, rows, seconds: float) -> None:
@@ -154,25 +153,28 @@ def write(args, rows, seconds: float) -> None:
         f"Each round trains {args.iters} generator iterations from scratch with each "
         "implementation (same seed, networks, batch, n_critic, optimiser); ms/iteration is "
         f"the steady state after {args.warmup} iterations, median over {args.rounds} rounds. "
+        "The ratio is Lightning / plain ms per iteration of each round (same seed, run back to "
+        "back); the table gives their median and their range over the rounds. "
         "Quality after the same iterations: exact W1 (POT, 2,000 samples vs 2,000 held-out "
-        "points) on toy8, domain FID (digits classifier features, 1,000 samples vs the 179 "
-        "held-out images) on digits; lower is better; one value per round.",
+        "points) on toy8, domain FID (mnist5k classifier features, 1,000 samples vs the 1,000 "
+        "held-out digits) on mnist5k; lower is better; one value per round.",
         "",
-        "| data | model | Lightning ms/it | plain ms/it | ratio | Lightning quality | "
-        "plain quality |",
-        "|---|---|---|---|---|---|---|",
+        "| data | model | Lightning ms/it | plain ms/it | ratio (median) | ratio range | "
+        "Lightning quality | plain quality |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for dataset, model, lt, pt, lq, pq in rows:
+    for dataset, model, lt, pt, ratios, lq, pq in rows:
         metric = "W1" if dataset == "toy8" else "domain FID"
         lines.append(
-            f"| {dataset} | {model} | {lt:.1f} | {pt:.1f} | **{lt / pt:.3f}** | "
+            f"| {dataset} | {model} | {lt:.1f} | {pt:.1f} | **{statistics.median(ratios):.3f}** "
+            f"| {min(ratios):.3f}-{max(ratios):.3f} | "
             f"{metric} {', '.join(f'{q:.3g}' for q in lq)} | "
             f"{metric} {', '.join(f'{q:.3g}' for q in pq)} |"
         )
     lines += [
         "",
-        "Where the time goes, and the GPU figures (none yet: no GPU was available), are in the "
-        'README, section "What the template costs".',
+        'Where the time goes: benchmarks/README.md, "What the template costs". GPU figures: '
+        "benchmarks/gpu.md (`make bench DEVICE=cuda`).",
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

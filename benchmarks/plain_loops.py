@@ -24,13 +24,34 @@ def batches(data: Tensor, size: int, gen: torch.Generator):
             yield data[order[i : i + size]]
 
 
-def train_gan(hp: dict, data: Tensor, iters: int, seed: int, model: str):
+def train_gan(
+    hp: dict,
+    data: Tensor,
+    iters: int,
+    seed: int,
+    model: str,
+    device: str = "cpu",
+    amp: torch.dtype | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+):
     """GAN / WGAN / WGAN-GP: n_critic critic updates on fresh real batches, then one G update.
-    Returns (sample function, per-iteration end times)."""
+    On ``device`` (batches moved there each step, as a loader's are), under autocast to ``amp``
+    with the gradient penalty in fp32, optionally channels-last and compiled. Returns (sample
+    function, per-iteration end times; on CUDA the device is synchronised before each time)."""
     torch.manual_seed(seed)
-    shape = tuple(data.shape[1:])
-    G = build_generator(shape, hp["latent_dim"], hp["g_width"])
-    D = build_critic(shape, hp["d_width"], hp["critic_norm"])
+    dev, shape, arch = torch.device(device), tuple(data.shape[1:]), hp.get("arch", "dcgan")
+    G = build_generator(shape, hp["latent_dim"], hp["g_width"], arch=arch).to(dev)
+    D = build_critic(shape, hp["d_width"], hp["critic_norm"], arch=arch).to(dev)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    G, D = G.to(memory_format=layout), D.to(memory_format=layout)
+    if compile:
+        G.compile(), D.compile()
+
+    def autocast(enabled: bool = True):
+        return torch.autocast(dev.type, dtype=amp, enabled=enabled and amp is not None)
+
+    g_batch = hp["batch_size"] * hp.get("g_batch_factor", 1)
     if model == "wgan":
         opt_g = torch.optim.RMSprop(G.parameters(), lr=hp["lr"])
         opt_d = torch.optim.RMSprop(D.parameters(), lr=hp["lr"])
@@ -42,20 +63,26 @@ def train_gan(hp: dict, data: Tensor, iters: int, seed: int, model: str):
     stream = batches(data, hp["batch_size"] * n_critic, torch.Generator().manual_seed(seed))
     times = []
     for _ in range(iters):
-        for real in next(stream).chunk(n_critic):
-            with torch.no_grad():
-                fake = G(torch.randn(len(real), zdim))
-            f_real, f_fake = D(real), D(fake)
-            if model == "gan":
-                loss_d = F.binary_cross_entropy_with_logits(
-                    f_real, torch.ones_like(f_real)
-                ) + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
-            else:
-                loss_d = f_fake.mean() - f_real.mean()
+        step = next(stream).to(dev, non_blocking=True)
+        step = step.contiguous(memory_format=layout) if step.dim() == 4 else step
+        for real in step.chunk(n_critic):
+            if hp.get("dequantize"):  # real + U(0, d), as the ResNet preset feeds its critic
+                real = real + hp["dequantize"] * torch.rand_like(real)
+            with torch.no_grad(), autocast():
+                fake = G(torch.randn(len(real), zdim, device=dev))
+            with autocast():
+                f_real, f_fake = D(real), D(fake)
+                if model == "gan":
+                    loss_d = F.binary_cross_entropy_with_logits(
+                        f_real, torch.ones_like(f_real)
+                    ) + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
+                else:
+                    loss_d = f_fake.float().mean() - f_real.float().mean()
             if model == "wgan_gp":
-                eps = torch.rand(len(real), *([1] * (real.dim() - 1)))
-                x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-                (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+                eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=dev)
+                x_hat = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
+                with autocast(False):
+                    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
                 loss_d = loss_d + hp["gp_lambda"] * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -64,14 +91,17 @@ def train_gan(hp: dict, data: Tensor, iters: int, seed: int, model: str):
                 with torch.no_grad():
                     for p in D.parameters():
                         p.clamp_(-hp["clip"], hp["clip"])
-        f_fake = D(G(torch.randn(len(real), zdim)))
-        if model == "gan":
-            loss_g = F.binary_cross_entropy_with_logits(f_fake, torch.ones_like(f_fake))
-        else:
-            loss_g = -f_fake.mean()
+        with autocast():
+            f_fake = D(G(torch.randn(g_batch, zdim, device=dev)))
+            if model == "gan":
+                loss_g = F.binary_cross_entropy_with_logits(f_fake, torch.ones_like(f_fake))
+            else:
+                loss_g = -f_fake.float().mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter())
     return _sampler(G, nn.Identity()), times
 
@@ -113,7 +143,7 @@ def _sampler(net: nn.Module, head: nn.Module, rescale: bool = False) -> Callable
     @torch.no_grad()
     def sample(z: Tensor) -> Tensor:
         net.eval()
-        out = head(net(z))
+        out = head(net(z.to(next(net.parameters()).device)))
         return out * 2 - 1 if rescale else out  # Bernoulli means in [0, 1] -> [-1, 1]
 
     return sample

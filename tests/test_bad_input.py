@@ -33,6 +33,8 @@ CASES = [
     ("toy/wgan_gp", ["--model.d_width", "-1"], "d_width must be >= 1, got -1"),
     ("toy/wgan_gp", ["--model.ema_decay", "1.0"], "ema_decay must be in [0, 1) or null"),
     ("toy/wgan_gp", ["--model.ema_start", "-5"], "ema_start must be >= 0, got -5"),
+    ("toy/wgan_gp", ["--model.compile", "true"], "cannot differentiate the gradient penalty"),
+    ("toy/wgan", ["--model.channels_last", "true"], "channels_last must be false for 2-D data"),
     ("toy/wgan_gp", ["--model.critic_norm", "batch"], "'batch' breaks the per-sample"),
     ("toy/wgan_gp", ["--model.critic_norm", "group"], "'group'; valid: none, layer, batch"),
     ("toy/wgan_gp", ["--model.critic_schedule", "burst"], "'burst'; valid: constant, wgan"),

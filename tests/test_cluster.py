@@ -138,6 +138,7 @@ def slurm_env(tmp_path: Path, restarts: int) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # 80 s; the plain SIGUSR1 path stays in the default suite (test_resume.py)
 def test_sigusr1_under_slurm_checkpoints_requeues_and_the_requeued_job_resumes_exactly(tmp_path):
     steps = 150
     common = [sys.executable, "-m", "lightning_gans", "fit", *TOY, *EXACT]
@@ -177,7 +178,11 @@ def test_sigusr1_under_slurm_checkpoints_requeues_and_the_requeued_job_resumes_e
 
 @pytest.mark.parametrize(
     ("config", "tiny"),
-    [("toy/wgan_gp", TINY_GAN), ("toy/gan", TINY_GAN), ("toy/vae", TINY_VAE)],
+    [  # one model in the default suite, the others with `make test-slow` (30 s each)
+        ("toy/wgan_gp", TINY_GAN),
+        pytest.param("toy/gan", TINY_GAN, marks=pytest.mark.slow),
+        pytest.param("toy/vae", TINY_VAE, marks=pytest.mark.slow),
+    ],
 )
 def test_extending_a_finished_run_equals_running_it_straight(tmp_path, config, tiny):
     base = ["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), *TINY_TOY, *tiny]

@@ -97,20 +97,25 @@ def _critic_update(model: WGANGP, real, z, eps, wrapper=None) -> dict[str, torch
     return {k: v.detach().clone() for k, v in model.critic.state_dict().items()}
 
 
-def _rank(rank: int, port: int, data, out: str) -> None:
+def _rank(rank: int, port: int, data, out: str, device: str = "cpu") -> None:
+    """One rank over gloo; ``device="cuda"``: both ranks on the one GPU (tests/test_gpu.py)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.manual_seed(0)
-    model = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32)
+    model = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32).to(device)
     wrapper = torch.nn.parallel.DistributedDataParallel(model)  # find_unused_parameters=False
-    real, z, eps = (t[rank] for t in data)
+    real, z, eps = (t[rank].to(device) for t in data)
     result = _critic_update(model, real, z, eps, wrapper)
     if rank == 0:
-        torch.save(result, out)
+        torch.save({k: v.cpu() for k, v in result.items()}, out)
     dist.destroy_process_group()
 
 
 def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
+    two_ranks_equal_one_process(tmp_path, "cpu")
+
+
+def two_ranks_equal_one_process(tmp_path, device: str) -> None:
     b = 16
     g = torch.Generator().manual_seed(1)
     real = torch.randn(2, b, 2, generator=g)
@@ -120,13 +125,14 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = str(tmp_path / "ddp.pt")
-    mp.spawn(_rank, args=(port, (real, z, eps), out), nprocs=2, join=True)
+    mp.spawn(_rank, args=(port, (real, z, eps), out, device), nprocs=2, join=True)
     ddp = torch.load(out)
 
     torch.manual_seed(0)
-    single = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32)
-    before = {k: v.clone() for k, v in single.critic.state_dict().items()}
-    one = _critic_update(single, real.flatten(0, 1), z.flatten(0, 1), eps.flatten(0, 1))
+    single = WGANGP(data_shape=(2,), latent_dim=2, g_width=32, d_width=32).to(device)
+    before = {k: v.clone().cpu() for k, v in single.critic.state_dict().items()}
+    flat = (t.flatten(0, 1).to(device) for t in (real, z, eps))
+    one = {k: v.cpu() for k, v in _critic_update(single, *flat).items()}
     moved = [k for k in one if (one[k] - before[k]).abs().max() > 1e-3]
     assert len(moved) >= len(one) - 1  # all but the output bias, which the loss cannot see
     for key in one:

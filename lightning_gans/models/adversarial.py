@@ -92,10 +92,13 @@ class AdversarialModule(GenerativeModule):
     # --- Algorithm 1 -------------------------------------------------------------------------
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        step = self.global_step  # the generator step updates it
         noise = self.step_noise()  # z and eps of this step: a function of (seed, step, rank)
         reals = self.real_batches(batch)  # n_critic (or a burst's) disjoint (B, ...) batches
         critic = [self.critic_update(real, noise) for real in reals]
         loss_g = self.generator_update(len(reals[0]) * self.hparams.g_batch_factor, noise)
+        # once per step, on the device: a NaN stops training before anything is saved or logged
+        self.check_finite(step, d_loss=torch.stack([m["d_loss"] for m in critic]), g_loss=loss_g)
         broadcast_buffers(self)
         if self.logging_step():  # the critic's figures averaged over its updates of this step
             logged = {k: torch.stack([m[k] for m in critic]).mean() for k in critic[0]}
@@ -109,7 +112,6 @@ class AdversarialModule(GenerativeModule):
         with torch.no_grad():  # G receives nothing from the critic's loss
             fake = self.generator(self.randn(len(real), self.latent_dim, noise=noise))
         loss, metrics = self.critic_loss(real, fake, noise)
-        self.check_finite(d_loss=loss)
         opt_d.zero_grad(set_to_none=True)  # also drops what the last generator step left in D
         self.manual_backward(loss + touch_every_parameter(self.generator))
         # Through the strategy, not opt_d.step(): keeps AMP scaling and the hooks, but is not
@@ -123,7 +125,6 @@ class AdversarialModule(GenerativeModule):
         opt_g = self.optimizers()[0]
         z = self.randn(batch_size, self.latent_dim, noise=noise)
         loss = self.generator_loss(self.critic(self.generator(z)))
-        self.check_finite(g_loss=loss)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss)  # D receives gradients too; zeroed before its next update
         opt_g.step()

@@ -46,6 +46,8 @@ class GAN(AdversarialModule):
         # -[log D(x) + log(1 - D(G(z)))]: the value V with its sign flipped
         loss = F.binary_cross_entropy_with_logits(f_real, torch.ones_like(f_real))
         loss = loss + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
+        if not self.logging_step():  # D's probabilities cost ops: only on the steps logged
+            return loss, {}
         return loss, self.critic_metrics(f_real.detach(), f_fake.detach())
 
     def critic_metrics(self, f_real: Tensor, f_fake: Tensor) -> dict[str, Tensor]:

@@ -9,8 +9,11 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from lightning_gans.errors import require
 from lightning_gans.models.distributed import is_distributed
 from lightning_gans.models.options import check_options
+
+NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
 
 
 class NonFiniteLossError(RuntimeError):
@@ -26,24 +29,51 @@ class GenerativeModule(L.LightningModule):
         data_shape: shape of one sample, linked from the DataModule by the CLI.
         latent_dim: dimension of the latent (noise) vector z.
         seed: seeds the per-step noise and the fixed latent batch of the sample pictures.
+        channels_last: image nets and batches in channels-last memory layout (opt-in speed:
+            faster convolutions on tensor-core GPUs under bf16/fp16).
+        compile: ``torch.compile`` each trained network (opt-in speed, first steps slower).
     """
 
     def __init__(
-        self, *, data_shape: Sequence[int] = (2,), latent_dim: int = 128, seed: int = 0
+        self,
+        *,
+        data_shape: Sequence[int] = (2,),
+        latent_dim: int = 128,
+        seed: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # collects the arguments of every __init__ in the chain
         check_options(self.hparams)  # each in its range (models/options.py), before any net
+        image = len(data_shape) == 3
+        require(image or not channels_last, "channels_last", channels_last, "false for 2-D data")
         self.data_shape = tuple(data_shape)
         self.latent_dim = latent_dim
         # the latent batch of every sample picture of a run: a buffer, so it is checkpointed
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
-        self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or -1
+        self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
         raise NotImplementedError
+
+    # --- opt-in speed: docs/design.md#speed-options -------------------------------------------
+
+    def configure_model(self) -> None:
+        """Lightning calls this on the model's device before the optimisers exist."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)  # 4-D weights only; same Parameters
+        if self.hparams.compile:  # in place (state_dict keys unchanged); not the frozen EMA
+            for net in self.children():
+                if any(p.requires_grad for p in net.parameters()):
+                    net.compile()
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
+        if self.hparams.channels_last and batch.dim() == 4:
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
 
     @property
     def eval_stage(self) -> str:
@@ -115,15 +145,17 @@ class GenerativeModule(L.LightningModule):
 
     # --- the finiteness guard: docs/design.md#a-nan-stops-every-rank -------------------------
 
-    def check_finite(self, **losses: Tensor) -> None:
-        """Notes, on the device and without waiting for it, the first step at which each loss
-        was NaN/inf. ``verify_finite`` acts on it before anything is logged or saved."""
+    def check_finite(self, step: int | None = None, **losses: Tensor) -> None:
+        """Notes, on the device and without waiting for it, the first step (default: this one)
+        at which each loss was NaN/inf (steps only grow, so the minimum is the first).
+        ``verify_finite`` acts on it before anything is logged or saved."""
+        step = self.global_step if step is None else step
         for name, value in losses.items():
             first = self._first_bad.get(name)
             if first is None:
-                first = self._first_bad[name] = torch.full((), -1, device=value.device)
-            bad = ~torch.isfinite(value.detach()).all() & (first < 0)
-            first.copy_(torch.where(bad, self.global_step, first))
+                first = self._first_bad[name] = torch.full((), NEVER, device=value.device)
+            bad_at = torch.where(torch.isfinite(value.detach()).all(), NEVER, step)
+            torch.minimum(first, bad_at, out=first)
 
     def verify_finite(self) -> None:
         """Stops training if a loss was non-finite on any rank: on logging steps and before
@@ -132,14 +164,12 @@ class GenerativeModule(L.LightningModule):
         if not self._first_bad:
             return
         names = sorted(self._first_bad)
-        never = torch.iinfo(torch.long).max
         firsts = torch.stack([self._first_bad[n] for n in names])
-        firsts = torch.where(firsts < 0, never, firsts)
         if is_distributed():
             torch.distributed.all_reduce(firsts, op=torch.distributed.ReduceOp.MIN)
         firsts = firsts.tolist()  # the guard's one host sync
         step = min(firsts)
-        if step != never:
+        if step != NEVER:
             bad = ", ".join(n for n, s in zip(names, firsts, strict=True) if s == step)
             raise NonFiniteLossError(
                 f"non-finite loss at generator step {step}: {bad}; training stopped, "

@@ -40,6 +40,12 @@ class WGANGP(AdversarialModule):
                 "WGAN-GP critic_norm 'batch' breaks the per-sample gradient penalty; "
                 "valid: none, layer"
             )
+        if kwargs.get("compile") and gp_lambda > 0:  # docs/design.md#speed-options
+            raise ConfigError(
+                "compile true with WGAN-GP: torch.compile cannot differentiate the gradient "
+                "penalty twice (torch: 'aot_autograd does not currently support double "
+                "backward'); valid here: false"
+            )
         super().__init__(**kwargs)
 
     def configure_optimizers(self):
