@@ -16,7 +16,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from lightning_gans.data.datasets import digits_images
-from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, fit, run_module
+from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, cli_args, fit, run_module
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +93,6 @@ def test_eval_and_sample_on_a_default_checkpoint(tmp_path, cache):
     assert set(ceiling) == quality and ceiling["domain_fid"] < result["metrics"]["domain_fid"]
     assert "real vs real" in proc.stdout
 
-    # resumed to step 5: a new file named by its step; the step-3 file still says step 3
-    fit(tmp_path, "wgan_gp", ckpt_path=run, steps=5, name="run")
-    proc = tool("evaluate", str(run), "--n", "32", "--reference", "train", "--cache", str(cache))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    later = json.loads((run / "eval" / "step_000005.domain.json").read_text())
-    assert later["generator_step"] == 5 and later["reference"] == "train"
-    assert json.loads((run / "eval" / "step_000003.domain.json").read_text())["generator_step"] == 3
-
     out = tmp_path / "pics" / "grid.png"
     proc = tool("sample", str(run), "--n", "16", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -110,6 +102,15 @@ def test_eval_and_sample_on_a_default_checkpoint(tmp_path, cache):
     assert (run / "samples" / "sample_step_000003.png").is_file()
     assert not (ROOT / "samples.png").exists() or "samples.png" not in beside.stdout
     assert Image.open(out.with_name("grid_interp.png")).size == (10 * 34 + 2, 4 * 34 + 2)
+
+    # resumed to step 5: a new file named by its step; the step-3 file still says step 3
+    resumed = run_module("fit", *cli_args(tmp_path, "wgan_gp", "--ckpt_path", str(run), steps=5))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    proc = tool("evaluate", str(run), "--n", "32", "--reference", "train", "--cache", str(cache))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    later = json.loads((run / "eval" / "step_000005.domain.json").read_text())
+    assert later["generator_step"] == 5 and later["reference"] == "train"
+    assert json.loads((run / "eval" / "step_000003.domain.json").read_text())["generator_step"] == 3
 
 
 def test_eval_of_a_vae_adds_elbo_and_iw_bound(tmp_path, cache):

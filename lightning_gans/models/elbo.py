@@ -3,7 +3,8 @@
 Signs: log-likelihoods and bounds are in nats per example, higher is better; ``recon`` =
 -E_q[log p(x|z)] and ``kl`` are positive.
 
-What a bound bounds depends on the likelihood, and its figures are named for it (§8.5):
+What a bound bounds depends on the likelihood, and its figures are named for it
+(docs/theory.md §8.4):
     binarized  log P(x) of dynamically binarised pixels (x ~ Bernoulli(grey level), redrawn each
                time an image is seen): a probability, so nats and bits/dim, as MNIST papers do
     logistic   log P(x) of the 8-bit image under a discretised logistic per pixel (mean and
