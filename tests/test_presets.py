@@ -174,11 +174,15 @@ def test_resnet_presets_generator_batch_and_dequantisation(tmp_path):
 
 
 def test_ema_update_is_averaged_models_arithmetic_without_its_sync():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     from lightning_gans.models.schedules import make_ema, update_ema
 
     torch.manual_seed(0)
     net = build_generator((1, 32, 32), 8, 8)  # batch norm: its statistics are averaged too
-    reference, ours = make_ema(net, 0.9), make_ema(net, 0.9)
+    ema_fn = get_ema_multi_avg_fn(0.9)  # torch's own EMA, the arithmetic to match
+    reference = AveragedModel(net, multi_avg_fn=ema_fn, use_buffers=True)
+    ours = make_ema(net, 0.9)
     for step in range(3):
         with torch.no_grad():
             for p in net.parameters():

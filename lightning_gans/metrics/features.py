@@ -85,10 +85,11 @@ class DomainClassifier(nn.Module):
 class DomainFeatures(nn.Module):
     """The feature module torchmetrics calls (``normalize=True``: images in [0, 1])."""
 
-    def __init__(self, classifier: DomainClassifier):
+    def __init__(self, classifier: DomainClassifier, test_accuracy: float | None = None):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features
+        self.test_accuracy = test_accuracy  # held-out accuracy stored with the classifier
 
     def train(self, mode: bool = True) -> DomainFeatures:
         return super().train(False)  # never leaves evaluation mode
@@ -112,7 +113,7 @@ def load_domain_features(
         raise DataError(f"{path} was trained on {saved['channels']}-channel images, not {channels}")
     net = DomainClassifier(saved["channels"], saved["n_classes"])
     net.load_state_dict(saved["state_dict"])
-    return DomainFeatures(net)
+    return DomainFeatures(net, saved.get("test_accuracy"))
 
 
 def check_inception(cache: str | Path = "data") -> Path:

@@ -29,6 +29,7 @@ from lightning_gans.data.datasets import to_neg_one_to_one, to_zero_to_one
 from lightning_gans.errors import ConfigError
 
 LIKELIHOODS = ("binarized", "logistic", "gaussian", "bernoulli")
+BERNOULLI = ("bernoulli", "binarized")  # logits of a Bernoulli per pixel, to grey or 0/1 targets
 DISCRETE = ("binarized", "logistic")  # a probability of the data: bits/dim mean something
 LEVELS = 256  # 8-bit images: levels 2k/255 - 1 in data space, bins 2/255 wide
 
@@ -60,7 +61,7 @@ def observe(x: Tensor, likelihood: str, noise: torch.Generator | None = None) ->
 
 def mean_in_data_space(out: Tensor, likelihood: str) -> Tensor:
     """The mean of p(x|z) from the decoder's output, in data space."""
-    if likelihood in ("bernoulli", "binarized"):
+    if likelihood in BERNOULLI:
         return to_neg_one_to_one(out.sigmoid())
     if likelihood == "logistic":
         return out.chunk(2, dim=1)[0].clamp(-1, 1)
@@ -70,7 +71,7 @@ def mean_in_data_space(out: Tensor, likelihood: str) -> Tensor:
 def log_likelihood(x: Tensor, out: Tensor, likelihood: str, sigma: float) -> Tensor:
     """log p(x|z) per example (B,), summed over dimensions (docs/theory.md §8.4). x in data space;
     ``out`` is the decoder's output: logits, (mean, log-scale) or Gaussian means (fixed sigma)."""
-    if likelihood in ("bernoulli", "binarized"):
+    if likelihood in BERNOULLI:
         bce = F.binary_cross_entropy_with_logits(out, to_zero_to_one(x), reduction="none")
         return -bce.flatten(1).sum(1)
     if likelihood == "logistic":

@@ -7,7 +7,7 @@ import itertools
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from lightning_gans.errors import ConfigError
 
@@ -42,13 +42,12 @@ def linear_decay(optimizers: list[torch.optim.Optimizer], total: int | None) -> 
 
 def make_ema(net: torch.nn.Module, decay: float | None) -> AveragedModel | None:
     """An exponential moving average of ``net``'s weights and batch-norm statistics:
-    ema <- decay * ema + (1 - decay) * weights after each generator update (PyTorch's
-    ``AveragedModel``; Karras et al. 2018, Yazici et al. 2019). A submodule, so checkpointed.
-    None without a decay."""
+    ema <- decay * ema + (1 - decay) * weights after each generator update (``update_ema``;
+    Karras et al. 2018, Yazici et al. 2019), held in PyTorch's ``AveragedModel``. A submodule,
+    so checkpointed. None without a decay."""
     if decay is None:
         return None
-    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-    return ema.requires_grad_(False)
+    return AveragedModel(net, use_buffers=True).requires_grad_(False)
 
 
 @torch.no_grad()

@@ -103,9 +103,7 @@ def evaluate(
         quality = ImageQuality(features, h.dataset, h.image_size, real.shape[1], cache, device)
         metrics = quality(real, fake, seed)
         baseline = {k: v for k, v in quality(real, other, seed).items() if "std" not in k}
-        if features == "domain":  # how far its features can be trusted
-            saved = torch.load(classifier_path(h.dataset, h.image_size, cache), weights_only=True)
-            accuracy = saved.get("test_accuracy")
+        accuracy = getattr(quality.net, "test_accuracy", None)  # domain: how far to trust it
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
         tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
         scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
