@@ -18,7 +18,7 @@ LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
 
-.PHONY: help install train test test-slow lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
+.PHONY: help install train test test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
 	classifier fetch-weights eval sample bench gpu-check check-ckpt
 
 help: ## show this help
@@ -53,7 +53,7 @@ test: install ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -q
 
 test-slow: install ## run the slow tests as well
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q -m "not slurm"
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
@@ -89,6 +89,10 @@ DEVICE ?= cpu
 bench: install ## Lightning vs a plain PyTorch loop -> benchmarks/results.md (~15 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md
 	$(if $(filter cpu,$(DEVICE)),$(PY) benchmarks/bench.py,$(PY) benchmarks/gpu_bench.py --device $(DEVICE))
 
+test-slurm: install ## the real-Slurm tests: a throwaway one-node cluster (root; installs Debian's Slurm)
+	tests/slurm/cluster.sh install || true
+	$(PY) -m pytest -q -m slurm -p no:cacheprovider tests/test_slurm_cluster.py
+
 gpu-check: install ## the GPU suite (pytest -m gpu): precisions, no host syncs, CUDA<->CPU checkpoints, DDP on one GPU
 	$(PY) -m pytest -m gpu -q
 
@@ -103,12 +107,14 @@ sweep: install ## create a W&B sweep for MODEL and run an agent on it (needs W&B
 
 NODES ?= 1
 GPUS  ?= 1
+TASKS ?=
 TIME  ?= 24:00:00
 CPUS  ?= 8
+SIGNAL_LEAD ?= 90
 SLURM_OPTS = $(foreach o,partition account qos mem constraint,$(if $($(shell echo $(o) | tr a-z A-Z)),--$(o) $($(shell echo $(o) | tr a-z A-Z)),))
-slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 CPUS=8 [TIME= PARTITION= ACCOUNT= QOS= MEM= CONSTRAINT= SBATCH_ARGS= WANDB= DRY_RUN=1 ARGS=]
-	$(PY) -m lightning_gans.run.slurm --config $(CONFIG) --nodes $(NODES) --gpus $(GPUS) --time $(TIME) \
-		--cpus $(CPUS) $(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
+slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 (0: CPU) [TASKS=] CPUS=8 [TIME= SIGNAL_LEAD=90 PARTITION= ACCOUNT= QOS= MEM= CONSTRAINT= SBATCH_ARGS= WANDB= DRY_RUN=1 ARGS=]
+	$(PY) -m lightning_gans.run.slurm --config $(CONFIG) --nodes "$(NODES)" --gpus "$(GPUS)" --time "$(TIME)" \
+		--cpus "$(CPUS)" --signal-lead "$(SIGNAL_LEAD)" $(if $(TASKS),--tasks "$(TASKS)",) $(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
 AGENTS ?= 8

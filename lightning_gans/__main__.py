@@ -1,3 +1,16 @@
-from lightning_gans.run.main import main
+"""``python -m lightning_gans`` and the ``lightning-gans`` script. The scheduler's signals are
+caught first, before torch is imported (seconds): a SIGUSR1 or SIGTERM that arrives while the
+job starts is acted on at the first step boundary instead of killing the process."""
 
-main()
+from lightning_gans.signals import catch_signals
+
+
+def main() -> None:
+    catch_signals()
+    from lightning_gans.run.main import main as run_cli  # torch and Lightning: after the signals
+
+    run_cli()
+
+
+if __name__ == "__main__":
+    main()

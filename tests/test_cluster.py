@@ -5,6 +5,7 @@ never collide, preemption under SLURM, extending a finished run, and a resumed r
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -143,7 +144,7 @@ def test_sigusr1_under_slurm_checkpoints_requeues_and_the_requeued_job_resumes_e
     steps = 150
     common = [sys.executable, "-m", "lightning_gans", "fit", *TOY, *EXACT]
     common += ["--trainer.max_steps", str(steps), "--run.root", str(tmp_path / "runs")]
-    common += ["--run.logger", "csv"]
+    common += ["--run.logger", "csv", "--trainer.callbacks+=tests.helpers.TrainedSteps"]
     proc = subprocess.Popen(common, cwd=ROOT, env=slurm_env(tmp_path, 0), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     run = tmp_path / "runs" / "wgangp-toy8-777"
@@ -164,6 +165,7 @@ def test_sigusr1_under_slurm_checkpoints_requeues_and_the_requeued_job_resumes_e
                            capture_output=True, timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"] == steps
+    assert trained_spans(run) == [(0, stopped), (stopped, steps - stopped)]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["wgangp-toy8-777"]
 
     straight = run_module("fit", *TOY, *EXACT, "--trainer.max_steps", str(steps),
@@ -188,6 +190,7 @@ def test_extending_a_finished_run_equals_running_it_straight(tmp_path, config, t
     base = ["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), *TINY_TOY, *tiny]
     base += [*QUIET, *EXACT, "--run.root", str(tmp_path), "--run.logger", "csv"]
     base += ["--data.toy_size", "1024"]  # n_critic 5: 6 steps an epoch, so 10 -> 30 crosses
+    base += ["--trainer.callbacks+=tests.helpers.TrainedSteps"]
     for name, steps, resume in (("straight", 30, []), ("part", 10, []), (None, 30, ["part"])):
         named = ["--run.name", name] if name else ["--ckpt_path", str(tmp_path / resume[0])]
         proc = run_module(*base, "--trainer.max_steps", str(steps), *named)
@@ -195,6 +198,14 @@ def test_extending_a_finished_run_equals_running_it_straight(tmp_path, config, t
     last = [tmp_path / n / "checkpoints" / "last.ckpt" for n in ("straight", "part")]
     assert torch.load(last[1], weights_only=False)["global_step"] == 30
     assert differing(*last) == []
+    # the extension trained steps 10..29 only: a retrain from 0 would end alike in this mode
+    assert trained_spans(tmp_path / "part") == [(0, 10), (10, 20)]
+
+
+def trained_spans(run: Path) -> list[tuple[int, int]]:
+    """(first step, steps trained) of each process that trained in run (TrainedSteps)."""
+    lines = [json.loads(ln) for ln in (run / "trained_steps.jsonl").read_text().splitlines()]
+    return [(t["first_step"], t["trained"]) for t in lines if t["event"] == "end"]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -55,6 +55,10 @@ def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
         "4",
         "--samples.every_n_steps",
         "2",
+        "--trainer.val_check_interval",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
         env={"OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -64,8 +68,14 @@ def test_plain_ddp_keeps_ranks_bit_identical(tmp_path, config, tiny):
     assert r0["global_step"] == r1["global_step"] == 4
     for key in r0["start"]:  # all ranks start from identical weights ...
         assert torch.equal(r0["start"][key], r1["start"][key]), key
-    for key in r0["end"]:  # ... and end bit-identical
+    for key in r0["parameters"]:  # ... and end with bit-identical parameters
         assert torch.equal(r0["end"][key], r1["end"][key]), key
+    # every evaluation (steps 2 and 4) runs with rank 0's batch-norm statistics on every rank
+    assert len(r0["val_buffers"]) == len(r1["val_buffers"]) == 2
+    for b0, b1 in zip(r0["val_buffers"], r1["val_buffers"], strict=True):
+        assert all(torch.equal(b0[k], b1[k]) for k in b0), [
+            k for k in b0 if not torch.equal(b0[k], b1[k])
+        ]
     assert any(not torch.equal(r0["start"][k], r0["end"][k]) for k in r0["end"])  # it trained
     assert not torch.equal(r0["noise"], r1["noise"])  # while their noise differs
     assert sorted(p.name for p in (run / "samples").glob("step_*.png")) == [
@@ -137,3 +147,45 @@ def two_ranks_equal_one_process(tmp_path, device: str) -> None:
     assert len(moved) >= len(one) - 1  # all but the output bias, which the loss cannot see
     for key in one:
         torch.testing.assert_close(ddp[key], one[key], atol=1e-5, rtol=0)
+
+
+# --- the real training_step: 2 ranks x b == 1 process x 2b, gradients and all ---------------
+
+
+def fit_draws(tmp_path, name: str, batch: int, *extra: str) -> dict:
+    """The toy WGAN-GP through the real CLI with tests.helpers.SameDraws: its gradients."""
+    proc = run_module(
+        "fit", "--config", "configs/toy/wgan_gp.yaml", *TINY_TOY[2:], *QUIET,
+        "--model.g_width", "32", "--model.d_width", "32", "--data.batch_size", str(batch),
+        "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--run.logger", "csv",
+        "--trainer.callbacks+=tests.helpers.SameDraws", "--run.root", str(tmp_path),
+        "--run.name", name, *extra, env={"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(tmp_path / name / "draws_rank0.pt")
+
+
+def test_two_ranks_of_b_take_the_gradients_of_one_process_of_2b_in_the_real_step(tmp_path):
+    ddp = fit_draws(tmp_path, "ddp", 32, *DDP[:6])
+    one = fit_draws(tmp_path, "one", 64)
+    # 2 generator steps of 5 critic updates + 1 generator update: 12 optimizer steps
+    assert len(ddp["grads"]) == len(one["grads"]) == 12
+    for step, (a, b) in enumerate(zip(ddp["grads"], one["grads"], strict=True)):
+        for ga, gb in zip(a, b, strict=True):  # the mean over 2b, not a sum (2x) or one rank's
+            torch.testing.assert_close(ga, gb, atol=1e-6, rtol=1e-4, msg=f"optimizer step {step}")
+    assert any(g.abs().max() > 1e-3 for g in one["grads"][0])  # a gradient that shows scale
+
+
+def test_the_ranks_train_on_disjoint_data(tmp_path):
+    proc = run_module(
+        "fit", "--config", "configs/toy/wgan_gp.yaml", *TINY_TOY, *QUIET, *DDP[:6],
+        "--model.g_width", "32", "--model.d_width", "32", "--trainer.max_steps", "12",
+        "--trainer.limit_val_batches", "0", "--run.logger", "csv", "--run.root", str(tmp_path),
+        "--run.name", "run", "--trainer.callbacks+=tests.helpers.RecordBatches",
+        env={"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (torch.load(tmp_path / "run" / f"batches_rank{r}.pt") for r in (0, 1))
+    assert len(a) == len(b) == 12 * 5 * 32  # one epoch: 12 steps of 5 critic batches of 32
+    assert torch.unique(a, dim=0).shape[0] == len(a)  # no point twice within a rank ...
+    assert torch.unique(torch.cat([a, b]), dim=0).shape[0] == 2 * len(a)  # ... nor across ranks

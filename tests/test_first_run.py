@@ -4,8 +4,10 @@ that exists and parses."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
 from argparse import Namespace
 
 import pytest
@@ -37,10 +39,76 @@ def test_mnist5k_is_real_digits_with_a_held_out_split():
 def test_default_image_configs_train_on_mnist5k_for_a_few_minutes(config):
     spec = yaml.safe_load((ROOT / "configs" / f"{config}.yaml").read_text())
     assert spec["data"]["dataset"] == "mnist5k"
-    assert spec["trainer"]["max_time"] == "00:00:04:30"  # a time budget on any device
+    assert spec["run"]["time_budget"] == "00:00:04:30"  # the first run's budget ...
+    assert "max_time" not in spec["trainer"]  # ... not a cap on every run
     presets = (ROOT / "configs" / "experiments").glob(f"*/{config}.yaml")
     for preset in presets:  # the paper-scale presets run their whole schedule
-        assert "max_time" in yaml.safe_load(preset.read_text())["trainer"], preset
+        assert yaml.safe_load(preset.read_text())["run"]["time_budget"] is None, preset
+
+
+BUDGET_CASES = {  # extra flags, SLURM job or not -> the max_time the run trains under
+    "a first run": ([], False, "00:00:04:30"),
+    "DDP on one machine": (
+        ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
+        False,
+        None,
+    ),  # fmt: skip
+    "a SLURM job": ([], True, None),
+    "an explicit max_time": (["--trainer.max_time", "00:01:00:00"], True, "00:01:00:00"),
+    "budget lifted": (["--run.time_budget", "null"], False, None),
+}
+
+
+@pytest.mark.parametrize("case", list(BUDGET_CASES))
+def test_the_first_run_budget_caps_a_fresh_single_process_only(case, tmp_path, monkeypatch):
+    from lightning_gans.run.cli import build_cli
+    from tests.helpers import cli_args
+
+    extra, slurm, want = BUDGET_CASES[case]
+    for var in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    if slurm:  # sbatch's environment (a batch step: no srun task variables)
+        monkeypatch.setenv("SLURM_JOB_ID", "99")
+    args = cli_args(tmp_path, "gan", *extra)
+    args.remove("--trainer.max_steps")
+    args.remove("4")  # the config's own max_steps
+    cli = build_cli(args, run=False)
+    assert cli.config.trainer.max_time == want
+    timers = [cb for cb in cli.trainer.callbacks if type(cb).__name__ == "AgreedTimer"]
+    assert len(timers) == (want is not None)
+
+
+def test_extending_a_default_run_through_make_trains_to_the_new_max_steps(tmp_path):
+    """A default image run stopped by its time budget; then RESUME= with a higher max_steps
+    trains exactly the steps asked for, though the checkpoint carries the budget's time."""
+    tiny = " ".join([*TINY_DIGITS, *TINY_GAN_DIGITS, *QUIET, "--run.logger", "csv"])
+    tiny += f" --run.root {tmp_path} --trainer.callbacks+=tests.helpers.TrainedSteps"
+    first = subprocess.run(
+        ["make", "-s", "train", "MODEL=gan",
+         f"ARGS={tiny} --run.name run --run.time_budget 00:00:00:03"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "run"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["trainer"]["max_time"] == "00:00:00:03" and config["trainer"]["max_steps"] > 1e4
+    stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < stopped < 1e4  # the budget stopped it
+    again = subprocess.run(
+        ["make", "-s", "train", "MODEL=gan", f"RESUME={run}",
+         f"ARGS={tiny} --trainer.max_steps {stopped + 7}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Time limit reached" not in again.stdout + again.stderr
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == stopped + 7
+    lines = [json.loads(ln) for ln in (run / "trained_steps.jsonl").read_text().splitlines()]
+    assert [(t["first_step"], t["trained"]) for t in lines if t["event"] == "end"][-1] == (
+        stopped,
+        7,
+    )
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_time"] is None
 
 
 def test_precision_and_recall_see_fidelity_and_coverage():
@@ -70,12 +138,14 @@ def test_a_default_run_prints_progress_in_steps_and_nothing_else_to_ignore(tmp_p
         assert line not in out, line
     assert not re.search(r"\bepoch \d", out)
     assert re.search(r"^step 50/60  [\d.]+ it/s  ETA \d+:\d\d:\d\d  .*critic_emd", out, re.M)
-    assert re.search(r"^step 60/60 ", out, re.M)  # the last step, at the end
+    assert len(re.findall(r"^step 60/60 ", out, re.M)) == 1  # the last step, once, at the end
+    assert "srun` command is available" not in out  # Lightning's hint on a SLURM login node
     run = tmp_path / "run"
     assert f"run directory: {run}" in out and f"samples:     {run}/samples/step_000060.png" in out
     assert re.search(r"at step 60: train/critic_emd [-\d.e]+", out)
     assert f"wandb sync {run}/wandb/offline-run-*" in out
     assert "generator" in out and "critic" in out and "total" in out  # the parameter table
+    assert "DCGANCritic" in out and "Squeeze" not in out  # the critic's own type
 
 
 def run_options(**changes) -> Namespace:

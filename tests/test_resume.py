@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 
+import lightning as L
 import pytest
 import torch
 
@@ -30,6 +32,31 @@ def weights(model) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+class FirstStep(L.Callback):
+    """The first generator step this fit trained, and how many batches it trained: a resume
+    that retrained from step 0 ends with the same weights in deterministic mode, not with these
+    numbers."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.batches = 0
+
+    def on_train_batch_start(self, trainer, pl_module, *args) -> None:
+        self.first = trainer.global_step if self.first is None else self.first
+        self.batches += 1
+
+
+class SignalAt(L.Callback):
+    """Sends this process a real signal at the end of generator step ``step``."""
+
+    def __init__(self, step: int, sig: int = signal.SIGUSR1) -> None:
+        self.step, self.sig = step, sig
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.sig)
+
+
 @pytest.mark.parametrize(
     ("config", "k"), [("toy/wgan_gp", 12), ("toy/wgan_gp", 25), ("toy/gan", 13), ("toy/vae", 12)]
 )
@@ -41,8 +68,11 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
     ckpt = tmp_path / "run" / "checkpoints" / f"step{k:06d}.ckpt"
     assert ckpt.exists()
 
-    resumed = fit(tmp_path, config, *DETERMINISTIC, name="resumed", steps=n, ckpt_path=ckpt)
+    counted = FirstStep()
+    resumed = fit(tmp_path, config, *DETERMINISTIC, name="resumed", steps=n, ckpt_path=ckpt,
+                  callbacks=[counted])  # fmt: skip
     assert resumed.trainer.global_step == n
+    assert (counted.first, counted.batches) == (k, n - k)  # only the remaining steps
     a, b = weights(full.model), weights(resumed.model)
     assert all(torch.equal(a[key], b[key]) for key in a), [
         key for key in a if not torch.equal(a[key], b[key])
@@ -55,6 +85,25 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, config, k):
         for s in opt_a[i]
         if torch.is_tensor(opt_a[i][s])
     )
+
+
+@pytest.mark.parametrize("at", [19, 24])  # 20: an epoch's last step (10 a epoch); 25: mid-epoch
+def test_preempted_on_any_step_resumes_bit_identical(tmp_path, at):
+    """The signal is acted on at the step boundary and last.ckpt is that step's state, also on
+    an epoch's last step, where Lightning's own checkpoint at the end of training (written
+    after the loop has closed the epoch) would make the resumed run start the next epoch."""
+    small = [*DETERMINISTIC, "--data.toy_size", "1600"]  # 1600 / (5 x 32): 10 steps an epoch
+    full = fit(tmp_path, "toy/wgan_gp", *small, name="straight", steps=40)
+    cut = fit(tmp_path, "toy/wgan_gp", *small, name="cut", steps=40, callbacks=[SignalAt(at)])
+    assert cut.trainer.global_step == at + 1  # stopped at the end of the next step
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == at + 1
+    counted = FirstStep()
+    resumed = fit(tmp_path, "toy/wgan_gp", *small, name="resumed", steps=40, ckpt_path=last,
+                  callbacks=[counted])  # fmt: skip
+    assert (counted.first, counted.batches) == (at + 1, 40 - at - 1)
+    a, b = weights(full.model), weights(resumed.model)
+    assert [key for key in a if not torch.equal(a[key], b[key])] == []
 
 
 def test_resume_accepts_a_run_directory(tmp_path):
@@ -105,7 +154,7 @@ def test_sigusr1_writes_checkpoint_exits_0_and_resumes(tmp_path):
     proc.send_signal(signal.SIGUSR1)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-3000:]
-    assert "preempted at generator step" in out
+    assert "SIGUSR1 at generator step" in out and "resume with RESUME=" in out
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     step = torch.load(last, weights_only=False)["global_step"]
     assert step > 0

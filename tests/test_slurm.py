@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
+
+import pytest
 
 from tests.helpers import QUIET, ROOT, cli_args
 
@@ -32,7 +34,7 @@ def test_make_slurm_dry_run_prints_a_requeueing_script():
         "#SBATCH --nodes=2",
         "#SBATCH --ntasks-per-node=4",
         "#SBATCH --gres=gpu:4",
-        "#SBATCH --signal=SIGUSR1@90",
+        "#SBATCH --signal=USR1@90",
         "#SBATCH --requeue",
         "#SBATCH --time=01:00:00",
         "#SBATCH --partition=gpu",
@@ -40,6 +42,7 @@ def test_make_slurm_dry_run_prints_a_requeueing_script():
         assert line in script.splitlines()
     srun = next(ln for ln in script.splitlines() if ln.startswith("srun "))
     assert "-m lightning_gans fit --config configs/wgan_gp.yaml" in srun  # python, no make
+    assert srun.startswith("srun --kill-on-bad-exit=1 ")  # one failed task ends the others
     command = script[script.index("srun ") :]
     assert "--trainer.devices 4 --trainer.num_nodes 2" in command
     assert "--trainer.strategy ddp" in command and "--trainer.max_steps 7" in command
@@ -125,9 +128,52 @@ def test_slurm_sweep_is_an_array_of_single_trial_agents():
     assert missing.returncode != 0 and "SWEEP is required" in missing.stderr
 
 
-def test_bad_slurm_values_are_one_line_with_exit_2():
-    proc = subprocess.run(
-        [sys.executable, "-m", "lightning_gans.run.slurm", "--config", "configs/wgan.yaml",
-         "--gpus", "0", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --gpus must be >= 1, got 0"
+def test_a_cpu_job_has_no_gres_and_the_warning_lead_is_a_variable():
+    proc = make_dry("slurm", "MODEL=wgan_gp", "GPUS=0", "TASKS=2", "CPUS=3", "SIGNAL_LEAD=300")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not any("--gres" in ln for ln in lines)
+    for line in ("#SBATCH --ntasks-per-node=2", "#SBATCH --cpus-per-task=3",
+                 "#SBATCH --signal=USR1@300"):  # fmt: skip
+        assert line in lines, line
+    command = proc.stdout[proc.stdout.index("srun ") :]
+    assert "--trainer.accelerator cpu --trainer.devices 2" in command
+    assert "--data.num_workers 2" in command
+
+
+BAD = [  # make variables, and what the one line must name
+    (["TIME=forever"], "TIME='forever' is not a SLURM time limit"),
+    (["TIME=1:2:3:4"], "TIME='1:2:3:4' is not a SLURM time limit"),
+    (["TIME=1"], "TIME=1 is not longer than SIGNAL_LEAD=90"),
+    (["NODES=0"], "--nodes (NODES) must be >= 1, got 0"),
+    (["NODES=two"], "argument --nodes: invalid int value: 'two'"),
+    (["GPUS=-1"], "--gpus (GPUS) must be >= 0, got -1"),
+    (["GPUS=0", "TASKS=0"], "--tasks (TASKS) must be >= 1, got 0"),
+    (["GPUS=2", "TASKS=3"], "TASKS=3 with GPUS=2"),
+    (["CPUS=0"], "--cpus (CPUS) must be >= 1, got 0"),
+    (["SIGNAL_LEAD=0"], "--signal-lead (SIGNAL_LEAD) must be >= 1, got 0"),
+    (["GPUS=2", "ARGS=--trainer.devices 4"], "ARGS --trainer.devices 4 contradicts the job's 2"),
+    (["NODES=2", "ARGS=--trainer.num_nodes=1"], "ARGS --trainer.num_nodes 1 contradicts"),
+    (["GPUS=0", "ARGS=--trainer.accelerator gpu"], "--trainer.accelerator gpu contradicts"),
+]
+
+
+@pytest.mark.parametrize(("variables", "needle"), BAD)
+def test_bad_make_slurm_values_are_one_line_before_anything_is_submitted(
+    variables, needle, tmp_path
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"  # records a submission, which must not happen
+    sbatch.write_text(f"#!/bin/sh\necho submitted >> {tmp_path / 'sbatch.log'}\n")
+    sbatch.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    args = ["make", "-s", "slurm", "MODEL=wgan_gp", *variables]
+    if not any(v.startswith("ARGS=") for v in variables):
+        args.append(f"ARGS=--run.root {tmp_path / 'runs'}")
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make: ***")]
+    assert len(ours) == 1 and ours[0].startswith("error: ") and needle in ours[0], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "sbatch.log").exists() and not (tmp_path / "runs").exists()

@@ -15,11 +15,8 @@ import torch
 
 from lightning_gans.run.cli import build_cli
 from tests.helpers import cli_args
-
-SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
-# torch.optim keeps an optimiser's ``step`` count on the host unless fused or capturable, and
-# reads it with ``.item()``: a host tensor, so no wait for the device (torch/optim/adam.py)
-HOST_SIDE = (("optimizer.py", "_get_value"),)
+from tests.helpers.callbacks import HOST_SIDE
+from tests.helpers.callbacks import SYNCS as SYNCING
 
 
 class CountSyncs(L.Callback):

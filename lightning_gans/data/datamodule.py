@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, random_split
 import lightning_gans.data.datasets as ds
 from lightning_gans.data.loading import EpochSampler, ResumableLoader, TensorSet, collate, take
 from lightning_gans.errors import require
+from lightning_gans.signals import ignore_in_worker
 
 TOY_VAL_SIZE = 8192
 
@@ -130,6 +131,8 @@ class GANDataModule(L.LightningDataModule):
             pin_memory=h.pin_memory,
             persistent_workers=h.persistent_workers and h.num_workers > 0,
             collate_fn=collate,
+            # SLURM signals every process of a step: the rank acts on them, its workers don't
+            worker_init_fn=ignore_in_worker if h.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

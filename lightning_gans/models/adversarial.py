@@ -99,7 +99,6 @@ class AdversarialModule(GenerativeModule):
         loss_g = self.generator_update(len(reals[0]) * self.hparams.g_batch_factor, noise)
         # once per step, on the device: a NaN stops training before anything is saved or logged
         self.check_finite(step, d_loss=torch.stack([m["d_loss"] for m in critic]), g_loss=loss_g)
-        broadcast_buffers(self)
         if self.logging_step():  # the critic's figures averaged over its updates of this step
             logged = {k: torch.stack([m[k] for m in critic]).mean() for k in critic[0]}
             self.log_train(logged | {"g_loss": loss_g}, batch_size=len(reals[0]))
@@ -185,6 +184,14 @@ class AdversarialModule(GenerativeModule):
         return [] if found is None else found if isinstance(found, list) else [found]
 
     # --- validation: the EMD estimate on held-out data ------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        # Batch norm's running statistics are read only here, each rank on its shard, and in
+        # rank 0's samples and checkpoints: every rank evaluates with rank 0's, sent once per
+        # evaluation rather than after every step (docs/design.md#every-parameter-in-every-backward)
+        broadcast_buffers(self)
+
+    on_test_epoch_start = on_validation_epoch_start
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         noise = self.eval_noise(batch_idx)

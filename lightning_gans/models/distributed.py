@@ -13,8 +13,9 @@ def is_distributed() -> bool:
 
 def touch_every_parameter(net: torch.nn.Module) -> Tensor | float:
     """0 * the sum of net's weights, added to a loss: under DDP every parameter must take part in
-    every backward (plain strategy="ddp" raises otherwise); alone it is skipped."""
-    if not is_distributed():
+    every backward (plain strategy="ddp" raises otherwise, also for a single process, as in a
+    one-task SLURM job); without a process group it is skipped."""
+    if not torch.distributed.is_initialized():
         return 0.0
     return 0.0 * sum(p.sum() for p in net.parameters())
 
@@ -25,3 +26,13 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
     if is_distributed():
         for buf in module.buffers():
             torch.distributed.broadcast(buf, src=0)
+
+
+def any_rank(flags: list[bool], device: torch.device | str) -> list[bool]:
+    """Each flag, set if any rank set it: one all-reduce and one host read under DDP (the same
+    answer on every rank, so every rank takes the same branch); alone, the flags themselves."""
+    if not is_distributed():
+        return list(flags)
+    found = torch.tensor([float(f) for f in flags], device=device)
+    torch.distributed.all_reduce(found, op=torch.distributed.ReduceOp.MAX)
+    return [bool(v) for v in found.tolist()]

@@ -1,7 +1,7 @@
 """Never lose work: atomic checkpoint writes, ``last.ckpt`` at the last step, and preemption
-handled at a step boundary: SIGUSR1 (SLURM's warning before the time limit) or SIGTERM sets a
-flag, and at the end of the current step every rank agrees, ``last.ckpt`` is written and, under
-SLURM, rank 0 requeues the job (docs/design.md#preemption-and-atomic-checkpoints).
+handled at a step boundary: SIGUSR1 (SLURM's warning before the time limit) or SIGTERM is
+recorded, every rank agrees at the next check, ``last.ckpt`` is written and, for SIGUSR1 under
+SLURM, rank 0 requeues the job at the end (docs/design.md#preemption-and-atomic-checkpoints).
 """
 
 from __future__ import annotations
@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
+
+from lightning_gans.models.distributed import any_rank
+from lightning_gans.signals import (
+    catch_signals,
+    keep_caught_until_exit,
+    received,
+    release_signals,
+)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -23,8 +34,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     target: a kill during a save leaves the previous file intact, never a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        import torch
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,60 +48,97 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+class PeriodicCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint (``--checkpoint.*``: every N generator steps, ``last.ckpt``
+    beside each), except at the end of training, where ``LastCheckpoint`` alone writes
+    ``last.ckpt``. Lightning's would write it once more after the loop has closed the epoch:
+    over a preemption's checkpoint taken on an epoch's last step, that state starts the next
+    epoch on resume, and the resumed run is no longer the uninterrupted one."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        pass
+
+
 class LastCheckpoint(L.Callback):
-    """Keeps ``last.ckpt`` current where periodic checkpoints would miss it.
+    """Keeps ``last.ckpt`` current where periodic checkpoints would miss it, and owns preemption.
 
     - At the end of training.
-    - On SIGUSR1 or SIGTERM: the current step finishes, every rank agrees, ``last.ckpt`` is
-      written, training stops and the process exits 0. The ranks compare their flags every
-      ``check_every_n_steps`` generator steps (one all-reduce and a host sync under DDP, none
-      on the other steps), well inside SLURM's warning time. Under SLURM rank 0 then runs
-      ``scontrol requeue $SLURM_JOB_ID``; the requeued job resumes from ``last.ckpt`` in the same
-      run directory. Elsewhere ``make train RESUME=<run dir>`` continues from there.
+    - On SIGUSR1 or SIGTERM (recorded by ``lightning_gans/signals.py`` from the start): the
+      ranks compare their records when training starts and then every ``check_every_n_steps``
+      generator steps (one all-reduce and a host sync under DDP, none on the other steps; alone,
+      every step). When any rank has one, every rank finishes the step, ``last.ckpt`` is written
+      and training stops (exit 0).
+    - SIGUSR1 under SLURM: after the run has closed its logs, rank 0 runs ``scontrol requeue``
+      (``requeue_if_preempted``); the requeued job resumes from ``last.ckpt`` in the same run
+      directory. SIGTERM never requeues: a user's ``scancel`` stays done, and a preempting SLURM
+      requeues the job itself. Elsewhere ``make train RESUME=<run dir>`` continues.
+
+    Lightning's own SIGTERM handling is switched off for the fit: it would stop the loop without
+    a checkpoint, and under DDP it broadcasts on every step (docs/design.md#private-lightning-apis).
     """
 
     def __init__(self, check_every_n_steps: int = 10) -> None:
         self.check_every = check_every_n_steps
         self.path = Path("last.ckpt")
-        self.signalled = False
-        self.previous: dict[int, Any] = {}
         self.saved_step = -1
+        self.stopped_by: str | None = None  # "SIGUSR1" or "SIGTERM" once a signal stopped the fit
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
         periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside periodic ones
         self.path = Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "last.ckpt"
-        for sig in (signal.SIGUSR1, signal.SIGTERM):
-            self.previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._handler)
+        catch_signals()  # already caught by the entry point; a fit started in Python gets it here
+        trainer._signal_connector.register_signal_handlers = _lightning_handlers_off
+        trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = _lightning_handlers_off
 
-    def _handler(self, signum, frame) -> None:
-        self.signalled = True  # acted on at the next step boundary, never inside the handler
+    @property
+    def requeue(self) -> bool:
+        """Whether the run stopped on SLURM's warning signal, so the job is to be requeued."""
+        return self.stopped_by == "SIGUSR1" and bool(os.environ.get("SLURM_JOB_ID"))
 
     def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous = {}
+        if stage == "fit" and not self.requeue:  # a requeue keeps them caught to the end
+            release_signals()
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        release_signals()  # Lightning calls no teardown on an exception
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self.agree(trainer)  # a signal that came while the job started is not lost
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if trainer.world_size > 1 and trainer.global_step % self.check_every:
-            return  # under DDP the flags are compared every check_every steps only
-        # every rank takes the same decision, or the collective calls would deadlock
-        if trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
-            self.save(trainer)
-            trainer.should_stop = True
-            job = os.environ.get("SLURM_JOB_ID")
-            if job and trainer.is_global_zero:
-                subprocess.run(["scontrol", "requeue", job], check=False)
-            again = (
-                f"requeued SLURM job {job}"
-                if job
-                else f"resume with RESUME={self.path.parent.parent}"
-            )
-            rank_zero_info(
-                f"preempted at generator step {trainer.global_step}: wrote {self.path}; {again}"
-            )
+            return  # under DDP the records are compared every check_every steps only
+        self.agree(trainer)
+
+    def agree(self, trainer: L.Trainer) -> None:
+        """Every rank takes the same decision from every rank's record (a collective under DDP,
+        or the ranks would deadlock), and acts on it at this step boundary."""
+        if self.stopped_by:
+            return
+        mine = [signal.SIGUSR1 in received, signal.SIGTERM in received]
+        usr1, term = any_rank(mine, trainer.strategy.root_device)  # under DDP: a host sync
+        if not (usr1 or term):
+            return
+        self.stopped_by = "SIGTERM" if term else "SIGUSR1"  # a SIGTERM (scancel) wins
+        self.save(trainer)
+        trainer.should_stop = True
+        job = os.environ.get("SLURM_JOB_ID")
+        if self.stopped_by == "SIGUSR1":
+            then = f"requeueing SLURM job {job}" if job else f"resume with RESUME={self.run_dir}"
+        else:
+            then = f"not requeued; resume with RESUME={self.run_dir}"
+        said = (
+            f"{self.stopped_by} at generator step {trainer.global_step}: wrote {self.path}; {then}"
+        )
+        # every rank says it: a log shows that all of them stopped at the same step
+        print(rank_prefixed_message(said, trainer.global_rank) if trainer.world_size > 1 else said,
+              flush=True)  # fmt: skip
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent.parent
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.global_step != self.saved_step:
@@ -101,3 +147,25 @@ class LastCheckpoint(L.Callback):
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # optimizers and loops too
         self.saved_step = trainer.global_step
+
+
+def _lightning_handlers_off(*args) -> None:
+    """In place of Lightning's SIGTERM handler and its per-step broadcast of it."""
+
+
+def requeue_if_preempted(trainer: L.Trainer) -> None:
+    """The last act of a run that SIGUSR1 stopped under SLURM: rank 0 requeues the job. The
+    SIGTERM that ``scontrol requeue`` then sends to every task is only recorded, so each process
+    still exits 0 with its files closed; nothing saves twice."""
+    last = next((cb for cb in trainer.callbacks if isinstance(cb, LastCheckpoint)), None)
+    if last is None or not last.requeue:
+        return
+    keep_caught_until_exit()
+    job = os.environ["SLURM_JOB_ID"]
+    if trainer.is_global_zero:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        if done.returncode:
+            why = (done.stderr.strip().splitlines() or ["?"])[-1]
+            rank_zero_warn(
+                f"scontrol requeue {job} failed: {why}; resume with RESUME={last.run_dir}"
+            )

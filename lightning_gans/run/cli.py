@@ -14,25 +14,32 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError, require
 from lightning_gans.models import GenerativeModule
-from lightning_gans.run.checkpoints import AtomicCheckpointIO, LastCheckpoint
+from lightning_gans.run.budget import AgreedTimer, apply_time_budget
+from lightning_gans.run.checkpoints import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    PeriodicCheckpoint,
+    requeue_if_preempted,
+)
 from lightning_gans.run.loggers import finish_wandb, make_loggers
 from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
 from lightning_gans.run.progress import StepProgressBar
 from lightning_gans.run.run_dir import (
     checkpoint_step,
+    default_name,
     git_commit,
     new_run_dir,
-    requeued_checkpoint,
+    requeued,
     resolve_checkpoint,
 )
 from lightning_gans.run.sample_pictures import SamplePictures
@@ -54,6 +61,9 @@ class RunOptions:
         job_type: W&B job type.
         log_model: upload checkpoints to W&B as artifacts (true: at the end, all: each one);
             online runs only.
+        time_budget: the first run's cap on training time (DD:HH:MM:SS): a fresh run of one
+            process outside SLURM and torchrun stops after it; cluster jobs, multi-process and
+            resumed runs are not capped (run/budget.py). ``--trainer.max_time`` caps every run.
     """
 
     name: str | None = None
@@ -65,6 +75,7 @@ class RunOptions:
     tags: list[str] = field(default_factory=list)
     job_type: str | None = None
     log_model: bool | Literal["all"] = False
+    time_budget: str | None = None
 
 
 # Lightning's ModelCheckpoint, set up to keep a checkpoint every N generator steps
@@ -124,7 +135,7 @@ class GANCLI(LightningCLI):
             "data.data_shape", "model.init_args.data_shape", apply_on="instantiate"
         )
         parser.add_lightning_class_args(SamplePictures, "samples")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PeriodicCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(TransportDistance, "transport")
         parser.add_lightning_class_args(PeriodicImageQuality, "fid")
@@ -146,18 +157,24 @@ class GANCLI(LightningCLI):
         model = config.model.class_path.rsplit(".", 1)[-1].lower()
         run, dataset = config.run, config.data.dataset
         resume = resolve_checkpoint(config.get("ckpt_path"))
-        if resume is None and self.subcommand == "fit":  # a requeued SLURM job continues
-            resume = requeued_checkpoint(run.root, run.name, model, dataset)
-        if resume:
-            config.ckpt_path = str(resume)
         own_dir = resume is not None and resume.parent.name == "checkpoints"
         if own_dir and run.name in (None, resume.parent.parent.name):
             self.run_dir = resume.parent.parent  # continue in the run's own directory
+        else:
+            self.run_dir = Path(run.root) / (run.name or default_name(model, dataset)[0])
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        if self.subcommand == "fit" and requeued() and last.is_file():
+            resume = last  # a requeued job continues from its own newest checkpoint
+        if resume:
+            config.ckpt_path = str(resume)
+        if resume is not None and resume.parent == self.run_dir / "checkpoints":
             # fit: the history after the checkpoint's step is logged again; else keep it all
             self.keep_before = checkpoint_step(resume) if self.subcommand == "fit" else math.inf
         else:
             self.run_dir = new_run_dir(run.root, run.name, model, dataset)
             self.keep_before = None
+        if self.subcommand in ("fit", None):  # None: built by the tests, then fitted
+            apply_time_budget(config, resuming=resume is not None)
         config.trainer.default_root_dir = str(self.run_dir)
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
@@ -169,13 +186,15 @@ class GANCLI(LightningCLI):
             kwargs["logger"] = make_loggers(run, self.run_dir, self.keep_before)
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         callbacks = [*(init.trainer.callbacks or []), LastCheckpoint()]
+        if config.trainer.max_time is not None:  # in place of Lightning's, which syncs per step
+            callbacks.append(AgreedTimer(config.trainer.max_time))
         if config.trainer.enable_progress_bar is not False:
             callbacks.append(StepProgressBar())
         kwargs["callbacks"] = callbacks
         if not config.trainer.plugins:
             kwargs["plugins"] = [AtomicCheckpointIO()]
             if SLURMEnvironment.detect():  # preemption is LastCheckpoint's, at a step boundary
-                kwargs["plugins"].append(SLURMEnvironment(auto_requeue=False))
+                kwargs["plugins"].append(slurm_environment())
         return super().instantiate_trainer(**kwargs)
 
     def after_validate(self) -> None:
@@ -186,6 +205,16 @@ class GANCLI(LightningCLI):
     def after_fit(self) -> None:
         finish_wandb(self.trainer)  # flushes the history into the run files
         rank_zero_info(run_report(self.trainer, self.run_dir))
+        requeue_if_preempted(self.trainer)  # last: the requeue's SIGTERM follows at once
+
+
+def slurm_environment() -> SLURMEnvironment:
+    """Lightning's SLURM environment without its requeue handler; its refusal of a job's
+    settings (``srun --ntasks`` without ``--ntasks-per-node``) as one line."""
+    try:
+        return SLURMEnvironment(auto_requeue=False)
+    except RuntimeError as e:
+        raise ConfigError(f"SLURM: {' '.join(str(e).split())}") from None
 
 
 def check_trainer(trainer) -> None:

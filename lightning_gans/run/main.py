@@ -3,34 +3,20 @@ with one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
-import warnings
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from lightning_gans.errors import ConfigError
 from lightning_gans.models import NonFiniteLossError
 from lightning_gans.run.cli import build_cli
+from lightning_gans.run.console import quiet_lightning
 from lightning_gans.run.run_dir import release_empty_run_dir
-
-# Lightning's info lines that say nothing about this run (docs/design.md#the-console)
-UNSAID = ("litlogger", "Trainer already configured with model summary")
-
-
-class Unsaid(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in UNSAID)
+from lightning_gans.signals import release_signals
 
 
 def main(args: list[str] | None = None) -> None:
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(Unsaid())
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+    quiet_lightning()
     try:
         build_cli(args)
     except Exception as e:
@@ -41,6 +27,8 @@ def main(args: list[str] | None = None) -> None:
         lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
         sys.exit(2 if isinstance(cause, ConfigError) else 1)
+    finally:
+        release_signals()  # on every way out (a requeued job keeps them: run/checkpoints.py)
 
 
 def user_error(e: BaseException | None) -> BaseException | None:

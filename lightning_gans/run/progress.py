@@ -27,6 +27,8 @@ class StepProgressBar(ProgressBar):
         self.bar: Progress | None = None
         self.task = None
         self.start = (0, 0.0)  # (step, time) at the start of this process's training
+        self.mark = (0, 0.0)  # (step, time) of the last line: the rate is measured since it
+        self.printed = -1  # the step of the last plain line
 
     def disable(self) -> None:
         self.enabled = False
@@ -37,7 +39,7 @@ class StepProgressBar(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (self.enabled and trainer.is_global_zero):
             return
-        self.start = (trainer.global_step, time.monotonic())
+        self.start = self.mark = (trainer.global_step, time.monotonic())
         if sys.stdout.isatty():
             self.bar = Progress(
                 TextColumn("step"),
@@ -53,8 +55,11 @@ class StepProgressBar(ProgressBar):
             self.bar.start()
 
     def rate(self, step: int) -> float:
-        """Generator steps per second since this process started training."""
-        return (step - self.start[0]) / max(time.monotonic() - self.start[1], 1e-9)
+        """Generator steps per second over the steps since the last line (``print_every``), or
+        since training started when none has passed: the current speed, not the average of a
+        run whose start (compilation, warm-up) or an evaluation slowed down."""
+        since, at = self.mark if step > self.mark[0] else self.start
+        return (step - since) / max(time.monotonic() - at, 1e-9)
 
     def shown_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         """The progress-bar metrics, as floats written on the last logging step."""
@@ -88,11 +93,17 @@ class StepProgressBar(ProgressBar):
                 fields["metrics"] = self.shown_metrics(trainer, pl_module)
             self.bar.update(self.task, completed=step, **fields)
         elif self.print_every > 0 and step % self.print_every == 0:
-            print(self.line(trainer, pl_module), flush=True)
+            self.print_line(trainer, pl_module)
+        if self.print_every > 0 and step % self.print_every == 0:
+            self.mark = (step, time.monotonic())
+
+    def print_line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        print(self.line(trainer, pl_module), flush=True)
+        self.printed = trainer.global_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-        elif self.enabled and trainer.is_global_zero:
-            print(self.line(trainer, pl_module), flush=True)
+        elif self.enabled and trainer.is_global_zero and self.printed != trainer.global_step:
+            self.print_line(trainer, pl_module)  # the final step, unless its line is out

@@ -40,8 +40,9 @@ def default_name(model: str, dataset: str) -> tuple[str, bool]:
 def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
     """A directory no earlier run wrote into: ``<root>/<name>``, by default ``default_name``
     (with ``-2``, ``-3``, ... when two runs start in the same second). An existing ``name``
-    is refused: only resuming reuses a run's directory (docs/design.md#one-run-one-directory).
-    DDP processes started by this run's rank 0 join its directory."""
+    is refused: only resuming, or a requeued SLURM job, reuses a run's directory
+    (docs/design.md#one-run-one-directory). DDP processes started by this run's rank 0 join
+    its directory."""
     parent, _, inherited = os.environ.get(RUN_DIR_ENV, "").partition(":")
     child = os.environ.get("LOCAL_RANK", "0") != "0" and parent == str(os.getppid())
     if inherited and child:  # a DDP process started by rank 0 of this very run
@@ -56,6 +57,8 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
                 path.mkdir(parents=True)
                 break
             except FileExistsError:
+                if requeued():  # made by this job's first attempt, stopped before a checkpoint
+                    break
                 if fixed:
                     raise ConfigError(
                         f"run directory {path} exists: resume it with --ckpt_path {path} "
@@ -79,13 +82,10 @@ def release_empty_run_dir() -> None:
             Path(path).rmdir()
 
 
-def requeued_checkpoint(root: str, name: str | None, model: str, dataset: str) -> Path | None:
-    """A SLURM job requeued after preemption (``SLURM_RESTART_COUNT`` > 0) finds its own run
-    directory again and continues from its ``last.ckpt``."""
-    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) < 1:
-        return None
-    last = Path(root) / (name or default_name(model, dataset)[0]) / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
+def requeued() -> bool:
+    """Whether this is a SLURM job after a requeue (``SLURM_RESTART_COUNT`` > 0): it continues
+    in the directory its first attempt made, from that directory's ``last.ckpt`` if any."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
 def checkpoint_step(path: Path) -> int:

@@ -3,38 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
+from lightning_gans.nets.blocks import Squeeze
+
 
 class ParameterSummary(ModelSummary):
-    """Lightning's model summary as one short table: name, type and parameters of each part.
-    Its FLOPs column is dropped: it reads 0 unless a model defines ``example_input_array``,
-    which a generator and a critic with different inputs cannot share."""
+    """Lightning's model summary as one short table: name, type and parameters of each part of
+    the model. A part that only wraps a net (the critic's ``Squeeze`` to one score) shows the
+    net's type. Lightning's FLOPs column is dropped: it reads 0 unless a model defines
+    ``example_input_array``, which a generator and a critic with different inputs cannot share."""
 
-    @staticmethod
-    def summarize(
-        summary_data: list[tuple[str, list[str]]],
-        total_parameters: int,
-        trainable_parameters: int,
-        model_size: float,
-        total_training_modes: dict[str, int],
-        total_flops: int,
-        **summarize_kwargs: Any,
-    ) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._max_depth or not trainer.is_global_zero:
+            return
         from rich import get_console
         from rich.table import Table
 
-        columns = dict(summary_data)
         table = Table(header_style="bold")
         for name in ("Name", "Type", "Params"):
             table.add_column(name, justify="right" if name == "Params" else "left")
-        for row in zip(columns["Name"], columns["Type"], columns["Params"], strict=True):
-            table.add_row(*row)
-        table.add_row("total", "", get_human_readable_count(int(total_parameters)), style="bold")
+        for name, part in pl_module.named_children():
+            shown = part.net if isinstance(part, Squeeze) else part
+            n = sum(p.numel() for p in part.parameters())
+            table.add_row(name, type(shown).__name__, get_human_readable_count(n))
+        total = sum(p.numel() for p in pl_module.parameters())
+        table.add_row("total", "", get_human_readable_count(total), style="bold")
         get_console().print(table)
 
 

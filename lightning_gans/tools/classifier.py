@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_gans.data.datasets as ds
 from lightning_gans.metrics.features import DomainClassifier, classifier_path
+from lightning_gans.run.console import lightning_silent, quiet_lightning
 
 LABELLED = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
 
@@ -76,21 +77,24 @@ def train_classifier(
     dataset: str, image_size: int = 32, epochs: int = 10, root: str = "data", cache: str = "data"
 ) -> tuple[Path, float]:
     """Trains, saves and returns (path, held-out accuracy)."""
+    quiet_lightning()
     L.seed_everything(0, verbose=False)
     (x, y), (x_test, y_test) = labelled_images(dataset, root, image_size)
     module = ClassifierModule(x.shape[1], int(y.max()) + 1)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        accelerator="auto",
-        devices=1,
-    )
     train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
-    trainer.fit(module, train)
     test = DataLoader(TensorDataset(x_test, y_test), batch_size=256)
-    accuracy = trainer.test(module, test, verbose=False)[0]["accuracy"]
+    with lightning_silent():  # the caller says one line when it is done
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            accelerator="auto",
+            devices=1,
+        )
+        trainer.fit(module, train)
+        accuracy = trainer.test(module, test, verbose=False)[0]["accuracy"]
     path = classifier_path(dataset, image_size, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")  # then renamed: readers never see half a file

@@ -31,6 +31,7 @@ from lightning_gans.metrics.features import FEATURES, classifier_path
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
+from lightning_gans.run.console import lightning_silent, quiet_lightning
 from lightning_gans.run.run_dir import resolve_checkpoint
 from lightning_gans.tools.classifier import train_classifier
 
@@ -105,8 +106,9 @@ def evaluate(
         baseline = {k: v for k, v in quality(real, other, seed).items() if "std" not in k}
         accuracy = getattr(quality.net, "test_accuracy", None)  # domain: how far to trust it
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
-        tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
-        scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
+        with lightning_silent():
+            tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
+            scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
         metrics |= {k.removeprefix("test/"): v for k, v in scores.items()}
     result = {
         "checkpoint": str(path),
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reference", default="test", choices=SPLITS, help="the real images")
     ap.add_argument("--n-real", type=int, default=None, help="how many (default: --n)")
     args = ap.parse_args(argv)
+    quiet_lightning()
     warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
     if args.n < 2:
         ap.error(f"--n must be at least 2, got {args.n}")

@@ -1,6 +1,14 @@
 """What the tests share: tiny CLI settings, the one way to start a fit, and test callbacks."""
 
-from tests.helpers.callbacks import CountSteps, DumpParams, NaNOnRank1
+from tests.helpers.callbacks import (
+    CountCollectives,
+    CountSteps,
+    DumpParams,
+    NaNOnRank1,
+    RecordBatches,
+    SameDraws,
+    TrainedSteps,
+)
 from tests.helpers.cli import (
     QUIET,
     ROOT,
@@ -23,9 +31,13 @@ __all__ = [
     "TINY_GAN_DIGITS",
     "TINY_TOY",
     "TINY_VAE",
+    "CountCollectives",
     "CountSteps",
     "DumpParams",
     "NaNOnRank1",
+    "RecordBatches",
+    "SameDraws",
+    "TrainedSteps",
     "cli_args",
     "fit",
     "fit_cli",

@@ -1,0 +1,54 @@
+"""The signals a scheduler sends, recorded rather than obeyed. Standard library only, so the
+entry point installs it before torch is imported: a signal that arrives while Python starts is
+kept, not fatal (docs/design.md#preemption-and-atomic-checkpoints).
+
+- SIGUSR1: SLURM's warning before the time limit (``sbatch --signal=USR1@N``).
+- SIGTERM: ``scancel``, preemption, and the kill that follows ``scontrol requeue``.
+
+``LastCheckpoint`` reads ``received`` at step boundaries; nothing acts inside a handler.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+CAUGHT = (signal.SIGUSR1, signal.SIGTERM)
+received: list[int] = []  # the signals this process got, in order
+_previous: dict[int, Any] = {}  # the handlers catch_signals replaced, restored by release
+
+
+def _record(signum: int, frame: Any) -> None:
+    received.append(signum)
+
+
+def catch_signals() -> None:
+    """From now on SIGUSR1 and SIGTERM are only recorded (idempotent)."""
+    for sig in CAUGHT:
+        if signal.getsignal(sig) is not _record:
+            _previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, _record)
+
+
+def release_signals() -> None:
+    """The handlers from before ``catch_signals``, back in place; the record is cleared."""
+    for sig, handler in _previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    _previous.clear()
+    received.clear()
+
+
+def keep_caught_until_exit() -> None:
+    """The process is ending (a requeued job): what arrives now is ignored, never fatal, also
+    while Python shuts down (which resets its own handlers to the default, deadly one), and
+    ``release_signals`` no longer restores the old handlers."""
+    for sig in CAUGHT:
+        signal.signal(sig, signal.SIG_IGN)
+    _previous.clear()
+
+
+def ignore_in_worker(worker_id: int) -> None:
+    """A DataLoader worker's ``worker_init_fn``: SLURM signals every process of a step, workers
+    too, and a worker killed by SIGTERM would crash its rank before the rank can save."""
+    for sig in CAUGHT:
+        signal.signal(sig, signal.SIG_IGN)
