@@ -6,6 +6,7 @@ lost. The table runs through the CLI's entry point in this process (``main``, wh
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -161,3 +162,38 @@ def test_bad_input_through_make(target, needle, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert needle in proc.stderr, proc.stderr[-2000:]
+
+
+class RunsCode:
+    """Unpickling this runs a shell command: what a crafted checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_by_every_entry_point(tmp_path):
+    marker = tmp_path / "code-ran"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save({"global_step": 3, "state_dict": {}, "x": RunsCode(marker)}, crafted)
+    run = tmp_path / "shared-run"  # a colleague's run directory
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(crafted.read_bytes())
+    before = tree_digest(tmp_path)
+    root = f"--run.root {tmp_path / 'runs'}"
+    commands = [
+        [sys.executable, "-m", "lightning_gans", "fit", "--config", "configs/toy/wgan.yaml",
+         "--ckpt_path", str(crafted), "--run.root", str(tmp_path / "runs")],
+        ["make", "-s", "train", "MODEL=wgan", "TOY=1", f"RESUME={run}", f"ARGS={root}"],
+        ["make", "-s", "eval", f"CKPT={crafted}"],
+        ["make", "-s", "sample", f"CKPT={run}"],
+    ]  # fmt: skip
+    for command in commands:
+        proc = subprocess.run(command, **SUBPROCESS)
+        ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make: ***")]
+        assert proc.returncode == 2 and len(ours) == 1, proc.stderr[-2000:]
+        assert ours[0].startswith("error: refusing checkpoint ") and "posix.system" in ours[0]
+        assert "Traceback" not in proc.stderr and not marker.exists(), command
+    assert tree_digest(tmp_path) == before  # nothing written: no run directory, no samples

@@ -156,6 +156,9 @@ def test_eval_right_after_training_trains_the_default_classifier_itself(tmp_path
     assert said and float(said.group(1)) > 0.8
     assert (cache / "classifiers" / "mnist5k-32px.pt").is_file()
     assert not list((cache / "classifiers").glob("*.tmp*"))
+    said = proc.stdout + proc.stderr  # the classifier's training says nothing of its own
+    for noise in ("GPU available", "litlogger", "srun", "_pytree", "Epoch ", "it/s", "Warning"):
+        assert noise not in said, noise
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

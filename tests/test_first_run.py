@@ -234,3 +234,25 @@ def test_every_readme_training_command_parses():
         assert proc.returncode == 0, (command, proc.stderr[-1500:])
         checked += 1
     assert checked >= 5
+
+
+def test_the_step_line_shows_the_current_speed_and_the_last_step_once(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from lightning_gans.run import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    bar = progress.StepProgressBar(print_every=10)
+    monkeypatch.setattr(bar, "shown_metrics", lambda *a: "")
+    trainer = SimpleNamespace(global_step=0, is_global_zero=True, max_steps=20, callbacks=[],
+                              log_every_n_steps=10)  # fmt: skip
+    bar.on_train_start(trainer, None)
+    for step in range(1, 21):  # 10 slow steps (10 s: a warm-up), then 10 fast ones (1 s)
+        clock[0] += 1.0 if step <= 10 else 0.1
+        trainer.global_step = step
+        bar.on_train_batch_end(trainer, None)
+    bar.on_train_end(trainer, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split("  ")[0] for ln in lines] == ["step 10/20", "step 20/20"]  # 20 once
+    assert lines[0].split("  ")[1] == "1.00 it/s" and lines[1].split("  ")[1] == "10.00 it/s"

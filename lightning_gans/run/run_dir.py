@@ -88,8 +88,13 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
-def checkpoint_step(path: Path) -> int:
-    """The generator step a checkpoint was written at; a one-line error for a bad file."""
+def read_checkpoint(path: Path, mmap: bool = False) -> dict:
+    """A checkpoint's contents, read as data only (``weights_only=True``): a checkpoint is a
+    pickle, and one from elsewhere could run code as it is unpickled. This project's own hold
+    tensors and plain values only. A file that needs anything else, or is no checkpoint, is one
+    line naming it (docs/design.md#a-checkpoint-is-untrusted-input)."""
+    import pickle
+    import re
     import zipfile
 
     import torch
@@ -97,12 +102,25 @@ def checkpoint_step(path: Path) -> int:
     if not zipfile.is_zipfile(path):  # every torch.save since 1.6 writes a zip archive
         raise ConfigError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (truncated?)")
     try:
-        return int(
-            torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"]
-        )
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        what = found.group(1) if found else "an object that is not a tensor or plain data"
+        raise ConfigError(
+            f"refusing checkpoint {path}: it holds {what}, which loading would run as code; "
+            "lightning-gans checkpoints hold tensors and plain data only"
+        ) from None
     except Exception as e:  # a truncated, foreign or corrupt file
         why = (str(e).strip().splitlines() or [""])[0][:160]
         raise ConfigError(f"cannot read checkpoint {path}: {type(e).__name__} {why}") from e
+
+
+def checkpoint_step(path: Path) -> int:
+    """The generator step a checkpoint was written at; a one-line error for a bad file."""
+    step = read_checkpoint(path, mmap=True).get("global_step")
+    if not isinstance(step, int):
+        raise ConfigError(f"cannot read checkpoint {path}: it has no generator step (global_step)")
+    return step
 
 
 def resolve_checkpoint(path: str | None) -> Path | None:

@@ -32,7 +32,7 @@ from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.run.console import lightning_silent, quiet_lightning
-from lightning_gans.run.run_dir import resolve_checkpoint
+from lightning_gans.run.run_dir import read_checkpoint, resolve_checkpoint
 from lightning_gans.tools.classifier import train_classifier
 
 
@@ -49,7 +49,7 @@ def load_run(ckpt: str, device: str = "cpu") -> Run:
     if path is None:
         raise ConfigError(f"checkpoint {ckpt!r} not found: pass a .ckpt file or a run directory")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = read_checkpoint(path)  # data only: nothing in it runs
         module, name = saved["hyper_parameters"]["_class_path"].rsplit(".", 1)
         cls = getattr(importlib.import_module(module), name)
         model = cls.load_from_checkpoint(path, map_location=device)
