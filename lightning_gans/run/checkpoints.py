@@ -1,7 +1,7 @@
 """Never lose work: atomic checkpoint writes, ``last.ckpt`` at the last step, and preemption
 handled at a step boundary: SIGUSR1 (SLURM's warning before the time limit) or SIGTERM is
 recorded, every rank agrees at the next check, ``last.ckpt`` is written and, for SIGUSR1 under
-SLURM, rank 0 requeues the job at once (docs/design.md#preemption-and-atomic-checkpoints).
+SLURM, rank 0 requeues the job at the end (docs/design.md#preemption-and-atomic-checkpoints).
 """
 
 from __future__ import annotations
@@ -68,12 +68,10 @@ class LastCheckpoint(L.Callback):
       generator steps (one all-reduce and a host sync under DDP, none on the other steps; alone,
       every step). When any rank has one, every rank finishes the step, ``last.ckpt`` is written
       and training stops (exit 0).
-    - SIGUSR1 under SLURM: right after the checkpoint, rank 0 runs ``scontrol requeue``, and
-      the SIGTERM that follows to every task is ignored; what is left (a last validation,
-      closing the logs) has SLURM's KillWait. The requeued job resumes from ``last.ckpt`` in
-      the same run directory. SIGTERM never requeues: a user's ``scancel`` stays done, and a
-      preempting SLURM requeues the job itself. Elsewhere ``make train RESUME=<run dir>``
-      continues.
+    - SIGUSR1 under SLURM: after the run has closed its logs, rank 0 runs ``scontrol requeue``
+      (``requeue_if_preempted``); the requeued job resumes from ``last.ckpt`` in the same run
+      directory. SIGTERM never requeues: a user's ``scancel`` stays done, and a preempting SLURM
+      requeues the job itself. Elsewhere ``make train RESUME=<run dir>`` continues.
 
     Lightning's own SIGTERM handling is switched off for the fit: it would stop the loop without
     a checkpoint, and under DDP it broadcasts on every step (docs/design.md#private-lightning-apis).
@@ -100,7 +98,7 @@ class LastCheckpoint(L.Callback):
         return self.stopped_by == "SIGUSR1" and bool(os.environ.get("SLURM_JOB_ID"))
 
     def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        if stage == "fit" and not self.requeue:  # a requeued job ignores them to its end
+        if stage == "fit" and not self.requeue:  # a requeue keeps them caught to the end
             release_signals()
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
@@ -124,13 +122,9 @@ class LastCheckpoint(L.Callback):
         if not (usr1 or term):
             return
         self.stopped_by = "SIGTERM" if term else "SIGUSR1"  # a SIGTERM (scancel) wins
-        if self.requeue:  # the requeue's SIGTERM reaches every task: it must end nothing
-            keep_caught_until_exit()
-        self.save(trainer)  # every rank waits here until the file is complete
+        self.save(trainer)
         trainer.should_stop = True
         job = os.environ.get("SLURM_JOB_ID")
-        if self.requeue and trainer.is_global_zero:
-            requeue_job(job, self.run_dir)  # at once: the time limit may come before the run's end
         if self.stopped_by == "SIGUSR1":
             then = f"requeueing SLURM job {job}" if job else f"resume with RESUME={self.run_dir}"
         else:
@@ -159,10 +153,20 @@ def _lightning_handlers_off(*args) -> None:
     """In place of Lightning's SIGTERM handler and its per-step broadcast of it."""
 
 
-def requeue_job(job: str, run_dir: Path) -> None:
-    """``scontrol requeue``: SLURM ends the job's tasks (SIGTERM, then SIGKILL after KillWait)
-    and starts it again, and the restart continues from ``run_dir``'s ``last.ckpt``."""
-    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    if done.returncode:
-        why = (done.stderr.strip().splitlines() or ["?"])[-1]
-        rank_zero_warn(f"scontrol requeue {job} failed: {why}; resume with RESUME={run_dir}")
+def requeue_if_preempted(trainer: L.Trainer) -> None:
+    """The last act of a run that SIGUSR1 stopped under SLURM: rank 0 requeues the job. The
+    SIGTERM that ``scontrol requeue`` then sends to every task is ignored, so each process still
+    exits 0 with its files closed; nothing saves twice. Not sooner: that SIGTERM also ends W&B's
+    service process, and a W&B run still open would fail."""
+    last = next((cb for cb in trainer.callbacks if isinstance(cb, LastCheckpoint)), None)
+    if last is None or not last.requeue:
+        return
+    keep_caught_until_exit()
+    job = os.environ["SLURM_JOB_ID"]
+    if trainer.is_global_zero:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        if done.returncode:
+            why = (done.stderr.strip().splitlines() or ["?"])[-1]
+            rank_zero_warn(
+                f"scontrol requeue {job} failed: {why}; resume with RESUME={last.run_dir}"
+            )

@@ -29,6 +29,7 @@ from lightning_gans.run.checkpoints import (
     AtomicCheckpointIO,
     LastCheckpoint,
     PeriodicCheckpoint,
+    requeue_if_preempted,
 )
 from lightning_gans.run.loggers import finish_wandb, make_loggers
 from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
@@ -204,6 +205,7 @@ class GANCLI(LightningCLI):
     def after_fit(self) -> None:
         finish_wandb(self.trainer)  # flushes the history into the run files
         rank_zero_info(run_report(self.trainer, self.run_dir))
+        requeue_if_preempted(self.trainer)  # last: the requeue's SIGTERM follows at once
 
 
 def slurm_environment() -> SLURMEnvironment:

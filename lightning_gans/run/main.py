@@ -28,7 +28,7 @@ def main(args: list[str] | None = None) -> None:
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
         sys.exit(2 if isinstance(cause, ConfigError) else 1)
     finally:
-        release_signals()  # on every way out (a requeued job ignores them: run/checkpoints.py)
+        release_signals()  # on every way out (a requeued job keeps them: run/checkpoints.py)
 
 
 def user_error(e: BaseException | None) -> BaseException | None:
