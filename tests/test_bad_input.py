@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lightning_gans.run.main import main
-from tests.helpers import QUIET, ROOT, TINY_TOY
+from tests.helpers import QUIET, ROOT, TINY_TOY, own_lines
 
 SUBPROCESS = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 300}
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -192,7 +192,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_every_entry_point(tmp_pa
     ]  # fmt: skip
     for command in commands:
         proc = subprocess.run(command, **SUBPROCESS)
-        ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make: ***")]
+        ours = own_lines(proc.stderr)
         assert proc.returncode == 2 and len(ours) == 1, proc.stderr[-2000:]
         assert ours[0].startswith("error: refusing checkpoint ") and "posix.system" in ours[0]
         assert "Traceback" not in proc.stderr and not marker.exists(), command

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import QUIET, ROOT, cli_args
+from tests.helpers import QUIET, ROOT, cli_args, own_lines
 
 
 def test_make_slurm_dry_run_prints_a_requeueing_script():
@@ -173,7 +173,7 @@ def test_bad_make_slurm_values_are_one_line_before_anything_is_submitted(
         args.append(f"ARGS=--run.root {tmp_path / 'runs'}")
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make: ***")]
+    ours = own_lines(proc.stderr)
     assert len(ours) == 1 and ours[0].startswith("error: ") and needle in ours[0], proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (tmp_path / "sbatch.log").exists() and not (tmp_path / "runs").exists()

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, own_lines
 
 pytestmark = pytest.mark.slurm
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -322,7 +322,7 @@ def test_a_signal_while_the_job_starts_is_not_lost(slurm, tmp_path):
 def test_sbatch_refusal_is_one_line_and_the_gpu_script_passes_test_only(slurm, tmp_path):
     proc = make_slurm(slurm, tmp_path, "", "PARTITION=nosuch")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make: ***")]
+    ours = own_lines(proc.stderr)
     assert len(ours) == 1 and ours[0].startswith("error: sbatch refused"), proc.stderr
     assert "partition" in proc.stderr.lower()
     gpu = subprocess.run(["make", "-s", "slurm", "MODEL=wgan_gp", "GPUS=2", "CPUS=4", "DRY_RUN=1"],

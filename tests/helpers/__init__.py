@@ -20,6 +20,7 @@ from tests.helpers.cli import (
     cli_args,
     fit,
     fit_cli,
+    own_lines,
     run_module,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "cli_args",
     "fit",
     "fit_cli",
+    "own_lines",
     "run_module",
 ]

@@ -5,6 +5,7 @@ does (``run_module``: ``python -m lightning_gans`` in a subprocess, exit code an
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -88,3 +89,12 @@ def run_module(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+MAKE_SAYS = re.compile(r"^make(\[\d+\])?: \*\*\* ")  # make's own "Error 2" line, at any depth
+
+
+def own_lines(stderr: str) -> list[str]:
+    """What a command printed on stderr, less make's own report that a recipe failed (which
+    reads ``make[1]: ***`` when ``make test`` runs the tests)."""
+    return [ln for ln in stderr.splitlines() if not MAKE_SAYS.match(ln)]
