@@ -28,6 +28,15 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
             torch.distributed.broadcast(buf, src=0)
 
 
+AGREE_EVERY = 10  # generator steps between the ranks' agreements (preemption, max_time)
+
+
+def agreement_due(world_size: int, step: int, every: int = AGREE_EVERY) -> bool:
+    """Whether the ranks compare their flags after this step: alone on every step (no
+    collective), under DDP every ``every`` steps only."""
+    return world_size == 1 or step % every == 0
+
+
 def any_rank(flags: list[bool], device: torch.device | str) -> list[bool]:
     """Each flag, set if any rank set it: one all-reduce and one host read under DDP (the same
     answer on every rank, so every rank takes the same branch); alone, the flags themselves."""

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans.models.distributed import any_rank
+from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
 
 
 def one_process(trainer: Any) -> bool:
@@ -63,7 +63,7 @@ class AgreedTimer(Timer):
     time is up): Lightning's broadcasts a pickled flag on every step, a collective and host
     syncs that every training step would wait on."""
 
-    def __init__(self, duration: Any, check_every_n_steps: int = 10) -> None:
+    def __init__(self, duration: Any, check_every_n_steps: int = AGREE_EVERY) -> None:
         super().__init__(duration=duration, interval="step", verbose=True)
         self.check_every = check_every_n_steps
 
@@ -72,10 +72,10 @@ class AgreedTimer(Timer):
         return "Timer"  # the elapsed time in checkpoints written with Lightning's own Timer
 
     def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
-        if self._duration is None or (
-            trainer.world_size > 1 and trainer.global_step % self.check_every
-        ):
-            return  # alone, every step: the clock is read on the host, no collective
+        if self._duration is None:
+            return
+        if not agreement_due(trainer.world_size, trainer.global_step, self.check_every):
+            return
         (over,) = any_rank([self.time_elapsed() >= self._duration], trainer.strategy.root_device)
         if over and not trainer.should_stop:
             trainer.should_stop = True

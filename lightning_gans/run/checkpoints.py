@@ -20,7 +20,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
-from lightning_gans.models.distributed import any_rank
+from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
 from lightning_gans.signals import (
     catch_signals,
     keep_caught_until_exit,
@@ -77,7 +77,7 @@ class LastCheckpoint(L.Callback):
     a checkpoint, and under DDP it broadcasts on every step (docs/design.md#private-lightning-apis).
     """
 
-    def __init__(self, check_every_n_steps: int = 10) -> None:
+    def __init__(self, check_every_n_steps: int = AGREE_EVERY) -> None:
         self.check_every = check_every_n_steps
         self.path = Path("last.ckpt")
         self.saved_step = -1
@@ -108,9 +108,8 @@ class LastCheckpoint(L.Callback):
         self.agree(trainer)  # a signal that came while the job started is not lost
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if trainer.world_size > 1 and trainer.global_step % self.check_every:
-            return  # under DDP the records are compared every check_every steps only
-        self.agree(trainer)
+        if agreement_due(trainer.world_size, trainer.global_step, self.check_every):
+            self.agree(trainer)
 
     def agree(self, trainer: L.Trainer) -> None:
         """Every rank takes the same decision from every rank's record (a collective under DDP,
