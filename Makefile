@@ -79,7 +79,7 @@ classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_S
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
 	$(PY) -c "from lightning_gans.metrics.features import fetch_inception; print(fetch_inception())"
 
-eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train] [N_REAL=N]
+eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train|full_train] [N_REAL=N]
 	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES) --reference $(REFERENCE) $(if $(N_REAL),--n-real $(N_REAL),)
 
 sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png]

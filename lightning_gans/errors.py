@@ -9,6 +9,10 @@ class ConfigError(ValueError):
     """A bad value from the user (a config, a flag, a path)."""
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN/inf loss, weight or sample; nothing on disk holds it."""
+
+
 def require(ok: bool, option: str, value: Any, accepted: str) -> None:
     """The one form of a range error: ``<option> must be <accepted>, got <value>``."""
     if not ok:

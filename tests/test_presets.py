@@ -43,8 +43,37 @@ def image_folders(tmp_path_factory):
     return folder
 
 
+class StandInInception(torch.nn.Module):
+    """2048 pool features and an ``fc`` to 1008 logits, as the real network has, untrained:
+    the weights file needs the internet (``make fetch-weights``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())
+        self.pool = torch.nn.Linear(48, 2048)
+        self.fc = torch.nn.Linear(2048, 1008)
+
+    def forward(self, x):
+        return self.pool(self.body(x.float() / 255))
+
+
+@pytest.fixture
+def stand_in_features(monkeypatch):
+    """Untrained feature networks of the real shapes in place of files a fresh clone lacks."""
+    import lightning_gans.metrics.image_quality as iq
+    from lightning_gans.metrics.features import DomainClassifier, DomainFeatures
+
+    monkeypatch.setattr(iq, "load_inception", lambda cache: StandInInception())
+    domain = lambda dataset, size, channels, cache: DomainFeatures(DomainClassifier(channels, 10))  # noqa: E731
+    monkeypatch.setattr(iq, "load_domain_features", domain)
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_preset_trains_three_steps_on_stand_in_data(preset, image_folders, tmp_path):
+def test_preset_trains_three_steps_on_stand_in_data(
+    preset, image_folders, stand_in_features, tmp_path, caplog
+):
+    """Every preset exactly as written, its evaluation settings too, on 64 stand-in images:
+    only the data set, the batch size and the number of steps are the test's."""
     text = preset.read_text()
     header = text.split("\nmodel:")[0]  # its source, what is as there, and every departure
     assert text.startswith("#") and "(20" in header
@@ -57,11 +86,21 @@ def test_preset_trains_three_steps_on_stand_in_data(preset, image_folders, tmp_p
     args = ["--config", str(ROOT / "configs" / f"{preset.stem}.yaml"), "--config", str(preset)]
     args += ["--data.dataset", "folder", "--data.root", str(image_folders(size, channels))]
     args += ["--data.channels", str(channels), "--data.batch_size", "4", *QUIET]
-    args += ["--trainer.max_steps", "3", "--trainer.num_sanity_val_steps", "0"]
-    args += ["--fid.every_n_steps", "0", "--run.root", str(tmp_path), "--run.logger", "none"]
-    if spec["fid"].get("n_real", 0) > 64:  # the published counts need the whole data set
-        args += ["--fid.n_real", "null"]
-    cli = fit_cli(args)
+    args += ["--trainer.max_steps", "3", "--run.root", str(tmp_path), "--run.logger", "none"]
+    with caplog.at_level("INFO"):
+        cli = fit_cli(args)
+    fid = {"reference": "val"} | spec["fid"]  # the callback's default reference
+    if fid["reference"] == "full_train":  # CIFAR-10: all 50k training images, as published
+        assert fid["n_samples"] == fid["n_real"] == 50000
+    said = [r.getMessage() for r in caplog.records if "so FID uses all" in r.getMessage()]
+    held = len(getattr(cli.datamodule, f"{fid['reference']}_set"))
+    assert said == [  # the stand-in set cannot meet the published count: one line says so
+        f"fid.n_real {fid.get('n_real') or fid['n_samples']}: the {fid['reference']} set holds "
+        f"{held} images, so FID uses all {held}; figures are comparable only with others at "
+        "the same counts"
+    ]
+    quality = next(c for c in cli.trainer.callbacks if hasattr(c, "quality")).quality
+    assert quality is not None and len(quality.real_feats) == held
     assert cli.model.data_shape == (channels, size, size)
     assert cli.datamodule.hparams.batch_size == 4  # the preset's other values stand
     assert cli.trainer.global_step == 3

@@ -186,6 +186,29 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path, monkeypa
     assert torch.load(good, weights_only=False)["global_step"] == 4
 
 
+class NaNGeneratorGradients(L.Callback):
+    """From generator step 3 on, the generator's gradients are NaN while every loss stays
+    finite: Adam then writes NaN weights (what an fp32/bf16 overflow does)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 3:
+            for p in pl_module.generator.parameters():
+                p.register_hook(lambda g: g * torch.nan)
+
+
+def test_non_finite_weights_after_finite_losses_are_never_saved(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights at generator step 4 "):
+        fit(tmp_path, "toy/wgan_gp", "--checkpoint.every_n_train_steps", "2",
+            "--trainer.limit_val_batches", "0", steps=10,
+            callbacks=[NaNGeneratorGradients()])  # fmt: skip
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("*.ckpt")) == ["last.ckpt", "step000002.ckpt"]
+    for name in ("last.ckpt", "step000002.ckpt"):
+        saved = torch.load(ckpts / name, weights_only=True)
+        assert saved["global_step"] == 2
+        assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+
+
 def test_non_finite_loss_exit_code_and_message(tmp_path):
     proc = run_module(
         "fit",

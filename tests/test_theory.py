@@ -17,6 +17,7 @@ from lightning_gans.metrics.theory import (
     js,
     kl,
     optimal_discriminator,
+    sliced_wasserstein1,
     tv,
     wasserstein1,
     wasserstein1_1d,
@@ -121,6 +122,22 @@ def test_closed_form_1d_matches_exact_ot(u, v):
     exact = wasserstein1(u[:, None], v[:, None])
     assert wasserstein1_1d(u, v).item() == pytest.approx(exact, abs=1e-9)
     assert wasserstein1_1d(u, v).item() == pytest.approx(wasserstein1_1d(v, u).item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sliced_w1_is_a_lower_bound_on_exact_w1_where_sliced_w2_is_not(seed):
+    """§5: 190 of 200 points where the data is, 10 far off: W1 = 10/200 * 10 = 0.5, while the
+    sliced W2 (POT's default order) is about sqrt(0.05 * 100 / 8) = 0.79."""
+    import ot
+
+    gen = torch.Generator().manual_seed(seed)
+    data = 0.01 * torch.randn(200, 8, generator=gen, dtype=torch.float64)
+    far = torch.nn.functional.normalize(torch.randn(10, 8, generator=gen, dtype=torch.float64))
+    model = torch.cat([data[:190] + 0.001, 10 * far])
+    exact = wasserstein1(model, data)
+    assert sliced_wasserstein1(model, data, seed=seed) <= exact
+    sw2 = ot.sliced_wasserstein_distance(model.numpy(), data.numpy(), n_projections=128, seed=seed)
+    assert sw2 > exact  # the order matters: p = 2 would report more than the distance it bounds
 
 
 def test_weighted_point_sets():

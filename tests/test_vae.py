@@ -201,3 +201,30 @@ def test_pictures_leave_every_buffer_unchanged(fit_run, tmp_path):
     after = dict(model.named_buffers())
     assert all(torch.equal(before[k], after[k]) for k in before)  # num_batches_tracked too
     assert model.training  # restored
+
+
+def test_validation_figures_are_the_same_at_every_evaluation(tmp_path):
+    """The ELBO's eps and the IW bound's z_i come from the evaluation's own stream, not from the
+    global generator: two evaluations of the same weights agree whatever ran in between."""
+    import lightning as L
+
+    from lightning_gans.data import GANDataModule
+
+    model = VAE(data_shape=(2,), likelihood="gaussian", latent_dim=2, iw_samples=4)
+    data = GANDataModule(dataset="toy8", toy_size=256, batch_size=64)
+    trainer = L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        limit_val_batches=2,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=tmp_path,
+    )
+    figures = []
+    for seed in (1, 2):  # whatever drew from the global generator before this evaluation
+        torch.manual_seed(seed)
+        figures.append(trainer.validate(model, datamodule=data, verbose=False)[0])
+    assert figures[0]["val/elbo"] == figures[1]["val/elbo"]
+    assert figures[0]["val/iw_bound"] == figures[1]["val/iw_bound"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, random_split
 
 import lightning_gans.data.datasets as ds
 from lightning_gans.data.loading import EpochSampler, ResumableLoader, TensorSet, collate, take
@@ -27,12 +27,15 @@ TOY_VAL_SIZE = 8192
 
 
 SPLITS = ("train", "val", "test")  # train_set, val_set, test_set after setup
+# the images an FID is measured against: a split, or the whole training set before the
+# validation hold-out (published CIFAR-10 FIDs use all 50k training images)
+REFERENCES = (*SPLITS, "full_train")
 
 
 class GANDataModule(L.LightningDataModule):
-    """Embedded sets (no download): toy8, toy25, swissroll, mnist5k, digits. Downloaded into ``root`` on
-    request (``download: true``): mnist, fashion_mnist, cifar10, celeba, folder (``root`` is then
-    any directory of images). Images are scaled to [-1, 1]; 2-D points are left as they are.
+    """Embedded sets (no download): toy8, toy25, swissroll, mnist5k, digits. Downloaded into
+    ``root`` on request (``download: true``): mnist, fashion_mnist, cifar10, celeba, folder
+    (``root`` is then any directory of images). Images are scaled to [-1, 1]; 2-D points are left as they are.
 
     Args:
         dataset: which data set (see ``datasets.DATASETS``).
@@ -85,7 +88,8 @@ class GANDataModule(L.LightningDataModule):
 
     # --- building the splits --------------------------------------------------------------
 
-    def prepare_data(self) -> None:  # rank 0 only: downloads must not race (docs/design.md#data-sets-ship-with-the-package)
+    def prepare_data(self) -> None:
+        # rank 0 only: downloads must not race (docs/design.md#data-sets-ship-with-the-package)
         h = self.hparams
         if h.dataset in ds.MISSING and h.download:
             for train in (True, False):
@@ -121,6 +125,11 @@ class GANDataModule(L.LightningDataModule):
             train, val = TensorSet(full.x[train.indices]), TensorSet(full.x[val.indices])
         self.train_set, self.val_set = train, val
         self.test_set = self.test_set or val
+
+    @property
+    def full_train_set(self) -> Dataset:
+        """The training set before the validation hold-out: train + val."""
+        return ConcatDataset([self.train_set, self.val_set])
 
     # --- loaders ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -35,6 +36,13 @@ def take(dataset: Dataset, idx: list[int]) -> torch.Tensor:
 def first_n(dataset: Dataset, n: int) -> torch.Tensor:
     """The first n samples of a split (all of it if shorter), stacked: a fixed reference set."""
     return take(dataset, list(range(min(n, len(dataset)))))  # type: ignore[arg-type]
+
+
+def batches(dataset: Dataset, n: int, size: int = 500) -> Iterator[torch.Tensor]:
+    """``first_n(dataset, n)``, ``size`` samples at a time: memory bounded by one batch."""
+    n = min(n, len(dataset))  # type: ignore[arg-type]
+    for start in range(0, n, size):
+        yield take(dataset, list(range(start, min(start + size, n))))
 
 
 def collate(batch: Any) -> torch.Tensor:

@@ -131,3 +131,11 @@ def check_inception(cache: str | Path = "data") -> Path:
             "delete it and run `make fetch-weights`"
         )
     return path
+
+
+def load_inception(cache: str | Path = "data") -> nn.Module:
+    """torch-fidelity's Inception-v3 (2048-d pool features; ``fc`` gives the logits) from the
+    cached weights, through torchmetrics."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    return NoTrainInceptionV3("inception-v3-compat", ["2048"], str(check_inception(cache)))

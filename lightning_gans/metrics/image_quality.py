@@ -12,6 +12,8 @@ otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -19,7 +21,8 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from lightning_gans.data.datasets import DataError, to_zero_to_one
-from lightning_gans.metrics.features import FEATURES, check_inception, load_domain_features
+from lightning_gans.errors import NonFiniteLossError
+from lightning_gans.metrics.features import FEATURES, load_domain_features, load_inception
 from lightning_gans.metrics.precision_recall import precision_recall
 
 
@@ -64,10 +67,7 @@ class ImageQuality:
         self.prefix = "" if self.inception else "domain_"
         self.device = torch.device(device)
         if self.inception:
-            from torchmetrics.image.fid import NoTrainInceptionV3
-
-            path = check_inception(cache)
-            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], str(path))
+            self.net = load_inception(cache)
             self.dim = 2048
         else:
             self.net = load_domain_features(dataset, image_size, channels, cache)
@@ -76,21 +76,34 @@ class ImageQuality:
         self.real_feats: Tensor | None = None
 
     @torch.no_grad()
-    def embed(self, x: Tensor, batch_size: int = 200) -> Tensor:
-        """(N, C, H, W) in [-1, 1] -> (N, dim) features."""
+    def embed(self, images: Tensor | Iterable[Tensor], batch_size: int = 200) -> Tensor:
+        """(N, C, H, W) in [-1, 1], whole or as batches -> (N, dim) float64 features on the CPU.
+        Only the features are kept: memory does not grow with N beyond them. NaN/inf images or
+        features are an error here, before torchmetrics' eigendecomposition meets them (MKL
+        segfaults on a NaN matrix)."""
+        chunks = images.split(batch_size) if isinstance(images, Tensor) else images
         out = []
-        for chunk in x.split(batch_size):
+        for chunk in chunks:
+            if not torch.isfinite(chunk).all():
+                raise NonFiniteLossError("non-finite images: FID/KID not computed")
             chunk = to_zero_to_one(chunk.float().to(self.device)).clamp(0, 1)
             if self.inception:  # uint8 RGB, as the TF graph was fed
                 chunk = (chunk * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
             out.append(self.net(chunk).reshape(len(chunk), -1).double().cpu())
-        return torch.cat(out)
+        feats = torch.cat(out)
+        if not torch.isfinite(feats).all():
+            raise NonFiniteLossError("non-finite features: FID/KID not computed")
+        return feats
 
-    def set_real(self, real: Tensor) -> None:
+    def set_real(self, real: Tensor | Iterable[Tensor]) -> None:
         """Embeds the reference set once (the periodic callback reuses it)."""
         self.real_feats = self.embed(real)
 
-    def __call__(self, real: Tensor | None, fake: Tensor, seed: int = 0) -> dict[str, float]:
+    def __call__(
+        self, real: Tensor | Iterable[Tensor] | None, fake: Tensor | Iterable[Tensor], seed: int = 0
+    ) -> dict[str, float]:
+        """Scores of ``fake`` against ``real`` (or the set of ``set_real``); either may be one
+        tensor or an iterable of batches (``GenerativeModule.samples``, ``data.batches``)."""
         real_feats = self.embed(real) if real is not None else self.real_feats
         if real_feats is None:
             raise ValueError("no real images: pass them or call set_real first")

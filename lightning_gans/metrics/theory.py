@@ -52,12 +52,29 @@ def wasserstein1(
     default stops early at a few thousand points and returns a wrong value."""
     import ot
 
-    xs = x.detach().double().reshape(len(x), -1).cpu().numpy()
-    ys = y.detach().double().reshape(len(y), -1).cpu().numpy()
+    xs, ys = _points(x), _points(y)
     wa = np.full(len(xs), 1 / len(xs)) if a is None else a.detach().double().cpu().numpy()
     wb = np.full(len(ys), 1 / len(ys)) if b is None else b.detach().double().cpu().numpy()
     cost = ot.dist(xs, ys, metric="euclidean")
     return float(ot.emd2(wa / wa.sum(), wb / wb.sum(), cost, numItermax=max_iter))
+
+
+def _points(x: Tensor) -> np.ndarray:
+    """(n, ...) -> (n, d) float64 on the CPU, as POT takes them."""
+    return x.detach().double().reshape(len(x), -1).cpu().numpy()
+
+
+def sliced_wasserstein1(x: Tensor, y: Tensor, n_projections: int = 128, seed: int = 0) -> float:
+    """Sliced W1 (POT, order p = 1): the mean over random directions of the 1-D W1 between the
+    projected sets, a lower bound on W1 (docs/theory.md §5). POT's default p = 2 is sliced W2,
+    which can exceed W1."""
+    import ot
+
+    xs = x.detach().double().reshape(len(x), -1).cpu().numpy()
+    ys = y.detach().double().reshape(len(y), -1).cpu().numpy()
+    return float(
+        ot.sliced_wasserstein_distance(xs, ys, n_projections=n_projections, p=1, seed=seed)
+    )
 
 
 def wasserstein1_1d(

@@ -118,7 +118,12 @@ def reparameterize(mu: Tensor, logvar: Tensor, noise: torch.Generator | None = N
 
 
 def importance_weighted_bound(
-    mu: Tensor, logvar: Tensor, log_px_given_z: Callable[[Tensor], Tensor], k: int
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    log_px_given_z: Callable[[Tensor, Tensor], Tensor],
+    k: int,
+    noise: torch.Generator | None = None,
 ) -> Tensor:
     """log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x) = N(mu, sigma^2), per example (B,).
     k = 1 is an unbiased one-sample ELBO; the bound tightens as k grows (Burda et al. 2016,
@@ -127,6 +132,6 @@ def importance_weighted_bound(
     prior = torch.distributions.Normal(0.0, 1.0)
     log_w = []
     for _ in range(k):
-        z = q.sample()
-        log_w.append(log_px_given_z(z) + prior.log_prob(z).sum(1) - q.log_prob(z).sum(1))
+        z = reparameterize(mu, logvar, noise)  # z_i ~ q(z|x), drawn from ``noise``
+        log_w.append(log_px_given_z(x, z) + prior.log_prob(z).sum(1) - q.log_prob(z).sum(1))
     return torch.logsumexp(torch.stack(log_w), 0) - math.log(k)

@@ -3,21 +3,17 @@ fixed latent batch for pictures, the per-step random streams and the finiteness 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import require
+from lightning_gans.errors import NonFiniteLossError, require
 from lightning_gans.models.distributed import is_distributed
 from lightning_gans.models.options import check_options
 
 NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN/inf loss; the weights were not updated with it."""
 
 
 class GenerativeModule(L.LightningModule):
@@ -88,6 +84,12 @@ class GenerativeModule(L.LightningModule):
         finally:
             self.train(was_training)
 
+    def samples(self, z: Tensor, batch_size: int = 500, ema: bool = True) -> Iterator[Tensor]:
+        """``sample(z=z)`` a batch at a time, on the CPU: memory bounded by one batch however
+        many rows z has (50k samples of the ResNet preset at once would need ~113 GiB)."""
+        for chunk in z.split(batch_size):
+            yield self.sample(z=chunk, ema=ema).float().cpu()
+
     # --- randomness keyed by (seed, step, rank): docs/design.md#noise-keyed-by-seed-step-rank ---
 
     def keyed_seed(self, index: int) -> int:
@@ -152,24 +154,42 @@ class GenerativeModule(L.LightningModule):
             bad_at = torch.where(torch.isfinite(value.detach()).all(), NEVER, step)
             torch.minimum(first, bad_at, out=first)
 
-    def verify_finite(self) -> None:
+    def verify_finite(self, weights: bool = False) -> None:
         """Stops training if a loss was non-finite on any rank: on logging steps and before
-        every checkpoint save, so no checkpoint holds weights updated with it. The ranks agree
-        (one all-reduce), so every rank stops at the same step with the same error."""
-        if not self._first_bad:
-            return
+        every checkpoint save, so no checkpoint holds weights updated with it. With
+        ``weights`` (at a save) also if any parameter or buffer is: a finite loss can still
+        meet a non-finite gradient (fp32/bf16 overflow, Adam on an inf). The ranks agree (one
+        all-reduce), so every rank stops at the same step with the same error."""
         names = sorted(self._first_bad)
-        firsts = torch.stack([self._first_bad[n] for n in names])
+        firsts = [self._first_bad[n] for n in names]
+        if weights:
+            names.append("weights")
+            firsts.append(self._non_finite_weights_step())
+        if not firsts:
+            return
+        firsts = torch.stack(firsts)
         if is_distributed():
             torch.distributed.all_reduce(firsts, op=torch.distributed.ReduceOp.MIN)
         firsts = firsts.tolist()  # the guard's one host sync
         step = min(firsts)
-        if step != NEVER:
-            bad = ", ".join(n for n, s in zip(names, firsts, strict=True) if s == step)
+        if step == NEVER:
+            return
+        bad = [n for n, s in zip(names, firsts, strict=True) if s == step and n != "weights"]
+        if not bad:  # the losses were finite: the update itself went wrong
             raise NonFiniteLossError(
-                f"non-finite loss at generator step {step}: {bad}; training stopped, "
-                "no checkpoint holds the weights after it"
+                f"non-finite weights at generator step {step} after finite losses; training "
+                "stopped, no checkpoint holds them (the last one on disk is from before)"
             )
+        raise NonFiniteLossError(
+            f"non-finite loss at generator step {step}: {', '.join(bad)}; training stopped, "
+            "no checkpoint holds the weights after it"
+        )
+
+    def _non_finite_weights_step(self) -> Tensor:
+        """This step if any floating-point parameter or buffer is NaN/inf, else NEVER."""
+        tensors = [t for t in self.state_dict().values() if t.is_floating_point()]
+        finite = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+        return torch.where(finite, NEVER, self.global_step).to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self.verify_finite()  # raising here writes nothing: the file on disk stays good
+        self.verify_finite(weights=True)  # raising here writes nothing: the file on disk stays

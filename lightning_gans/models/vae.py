@@ -57,9 +57,9 @@ class VAE(GenerativeModule):
         return terms | elbo.named(-(recon + kl).mean(), self.hparams.likelihood, self.data_shape)
 
     @torch.no_grad()
-    def iw_bound(self, x: Tensor, k: int) -> Tensor:
+    def iw_bound(self, x: Tensor, k: int, noise: torch.Generator | None = None) -> Tensor:
         mu, logvar = self.encode(x)
-        return elbo.importance_weighted_bound(mu, logvar, lambda z: self.log_px_given_z(x, z), k)
+        return elbo.importance_weighted_bound(x, mu, logvar, self.log_px_given_z, k, noise)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -72,9 +72,9 @@ class VAE(GenerativeModule):
         return terms["loss"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        x = elbo.observe(batch, self.hparams.likelihood, self.eval_noise(batch_idx))
-        iw = self.iw_bound(x, self.hparams.iw_samples).mean()
-        iw_figures = elbo.named(iw, self.hparams.likelihood, self.data_shape, iw=True)
-        self.log_eval(self.elbo_terms(x) | iw_figures, batch_size=len(x))
+        x = elbo.observe(batch, self.hparams.likelihood, noise := self.eval_noise(batch_idx))
+        iw = self.iw_bound(x, self.hparams.iw_samples, noise).mean()
+        iw = elbo.named(iw, self.hparams.likelihood, self.data_shape, iw=True)  # its figures
+        self.log_eval(self.elbo_terms(x, noise) | iw, batch_size=len(x))
 
     test_step = validation_step

@@ -7,8 +7,7 @@ import sys
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from lightning_gans.errors import ConfigError
-from lightning_gans.models import NonFiniteLossError
+from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.run.cli import build_cli
 from lightning_gans.run.console import quiet_lightning
 from lightning_gans.run.run_dir import release_empty_run_dir

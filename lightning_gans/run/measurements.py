@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans.data import SPLITS, first_n
-from lightning_gans.errors import ConfigError, require
+from lightning_gans.data import REFERENCES, batches, first_n
+from lightning_gans.errors import NonFiniteLossError, require
 from lightning_gans.metrics.features import FEATURES
 from lightning_gans.metrics.image_quality import ImageQuality
-from lightning_gans.metrics.theory import wasserstein1
+from lightning_gans.metrics.theory import sliced_wasserstein1, wasserstein1
 
 
 class TransportDistance(L.Callback):
@@ -47,6 +48,11 @@ class TransportDistance(L.Callback):
         noise = torch.Generator().manual_seed(self.seed)
         z = torch.randn(n, pl_module.latent_dim, generator=noise)
         fake = pl_module.sample(z=z).float().cpu()
+        if not torch.isfinite(fake).all():  # every rank holds the same weights: all stop here
+            raise NonFiniteLossError(
+                f"non-finite samples at generator step {trainer.global_step}: {stage} transport "
+                "distance not computed; training stopped"
+            )
         if real.dim() == 2:
             w1 = wasserstein1(fake, real)
             pl_module.log(f"{stage}/exact_w1", w1)
@@ -58,34 +64,29 @@ class TransportDistance(L.Callback):
                 if "critic_emd" in m:
                     pl_module.log(f"{stage}/critic_emd_over_exact_w1", m["critic_emd"].item() / w1)
         else:
-            import ot
-
-            sliced = ot.sliced_wasserstein_distance(
-                real.flatten(1).double().numpy(),
-                fake.flatten(1).double().numpy(),
-                n_projections=128,
-                seed=self.seed,
-            )
-            pl_module.log(f"{stage}/sliced_w1_lower_bound", float(sliced))
+            sliced = sliced_wasserstein1(real, fake, n_projections=128, seed=self.seed)
+            pl_module.log(f"{stage}/sliced_w1_lower_bound", sliced)
 
 
 class PeriodicImageQuality(L.Callback):
     """Every ``every_n_steps`` generator steps, FID and KID of ``n_samples`` samples against
-    ``n_real`` images of the ``reference`` split, logged as ``val/domain_fid``, ``val/domain_kid``
+    ``n_real`` images of the ``reference`` set, logged as ``val/domain_fid``, ``val/domain_kid``
     (or Inception's ``val/fid``, ``val/kid``, ``val/inception_score``) beside ``val/fid_n_fake``
     and ``val/fid_n_real``: FID is biased in N, so a figure is read with its counts. Published
-    CIFAR-10 FIDs compare 50k samples with the 50k training images (``reference: train``).
-    The reference features are computed once, at setup. Images only. Under DDP rank 0 alone
-    samples, embeds and computes: one figure per evaluation, from the same samples as a single
-    process would draw (docs/design.md#fid-under-ddp).
+    CIFAR-10 FIDs compare 50k samples with all 50k training images (``reference:
+    full_train``). The reference features are computed once, at setup; samples are drawn and
+    embedded a batch at a time. Images only. Under DDP rank 0 alone samples, embeds and
+    computes: one figure per evaluation, from the same samples as a single process would draw
+    (docs/design.md#fid-under-ddp); the other ranks learn how it went, so a failure there
+    stops them too.
 
     Args:
         every_n_steps: generator steps between evaluations (0: off).
         n_samples: samples per evaluation.
         features: domain (offline; ``make classifier`` first) or inception
             (``make fetch-weights`` first).
-        reference: the real images compared with: train, val or test split.
-        n_real: how many of them (default: n_samples); more than the split holds is an error.
+        reference: the real images compared with: train, val, test or full_train (train + val).
+        n_real: how many (default: n_samples); a smaller set is used whole, and it says so.
     """
 
     def __init__(
@@ -99,7 +100,8 @@ class PeriodicImageQuality(L.Callback):
         require(every_n_steps >= 0, "fid.every_n_steps", every_n_steps, ">= 0 (0: off)")
         require(n_samples >= 2, "fid.n_samples", n_samples, ">= 2")
         require(features in FEATURES, "fid.features", repr(features), " or ".join(FEATURES))
-        require(reference in SPLITS, "fid.reference", repr(reference), " or ".join(SPLITS))
+        refs = " or ".join(REFERENCES)
+        require(reference in REFERENCES, "fid.reference", repr(reference), refs)
         require(n_real is None or n_real >= 2, "fid.n_real", n_real, ">= 2 or null")
         self.every = every_n_steps
         self.n = n_samples
@@ -107,6 +109,7 @@ class PeriodicImageQuality(L.Callback):
         self.reference = reference
         self.n_real = n_real or n_samples
         self.quality = None
+        self.measured_at = -1  # the step last measured: once per step, whatever calls the hook
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule
@@ -115,26 +118,54 @@ class PeriodicImageQuality(L.Callback):
         data.setup(stage)
         split = getattr(data, f"{self.reference}_set")
         if len(split) < self.n_real:
-            raise ConfigError(
-                f"fid.n_real {self.n_real}: the {self.reference} split holds {len(split)} "
-                "images; lower --fid.n_real or choose another --fid.reference (train, val, test)"
-            )
+            rank_zero_info(short_reference("fid.n_real", self.n_real, self.reference, len(split)))
+            self.n_real = len(split)
         h = data.hparams
         self.quality = ImageQuality(
             self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
         )
         if trainer.is_global_zero:  # every rank checks the settings, rank 0 alone measures
-            self.quality.set_real(first_n(split, self.n_real))
+            self.quality.set_real(batches(split, self.n_real))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
-        if self.quality is None or not trainer.is_global_zero or trainer.global_step % self.every:
-            return  # the other ranks go on and wait for rank 0 at their next collective
-        z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
-        self.quality.device = pl_module.device
-        self.quality.net.to(pl_module.device)
-        scores = self.quality(None, pl_module.sample(z=z))
-        scores |= {"fid_n_fake": self.n, "fid_n_real": self.n_real}
+        step = trainer.global_step
+        if self.quality is None or step % self.every or step == self.measured_at:
+            return  # (with accumulate_grad_batches k, k batches end at one step)
+        self.measured_at = step
+        failure, scores = None, {}
+        if trainer.is_global_zero:
+            try:
+                scores = self.measure(pl_module)
+            except NonFiniteLossError as e:
+                failure = NonFiniteLossError(f"{e} at generator step {step}; training stopped")
+            except Exception as e:  # noqa: BLE001 - told to every rank below, then raised
+                failure = e
+        if trainer.world_size > 1:  # one collective per evaluation, not per step
+            told = trainer.strategy.broadcast(failure and (type(failure).__name__, str(failure)))
+            if told and failure is None:  # the other ranks stop with rank 0's error
+                kind, said = told
+                if kind == NonFiniteLossError.__name__:
+                    raise NonFiniteLossError(said)
+                raise RuntimeError(f"{said} (rank 0's FID)")
+        if failure is not None:
+            raise failure
         # straight to the loggers: self.log from a train-batch hook would be dropped unless the
         # step happened to be a multiple of log_every_n_steps
         for logger in trainer.loggers:
-            logger.log_metrics({f"val/{k}": v for k, v in scores.items()}, trainer.global_step)
+            logger.log_metrics({f"val/{k}": v for k, v in scores.items()}, step)
+
+    def measure(self, pl_module) -> dict[str, float]:
+        """The figures of this step, from ``n_samples`` samples drawn a batch at a time."""
+        z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
+        self.quality.device = pl_module.device
+        self.quality.net.to(pl_module.device)
+        scores = self.quality(None, pl_module.samples(z))
+        return scores | {"fid_n_fake": self.n, "fid_n_real": self.n_real}
+
+
+def short_reference(option: str, wanted: int, reference: str, held: int) -> str:
+    """The one line that says a reference set is smaller than asked (no published protocol)."""
+    return (
+        f"{option} {wanted}: the {reference} set holds {held} images, so FID uses all {held}; "
+        "figures are comparable only with others at the same counts"
+    )

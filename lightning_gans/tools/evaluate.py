@@ -12,11 +12,9 @@ run when it has one.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,14 +23,16 @@ from typing import NamedTuple
 import lightning as L
 import torch
 
-from lightning_gans.data import SPLITS, GANDataModule, first_n
+from lightning_gans.data import REFERENCES, GANDataModule, batches, first_n
 from lightning_gans.errors import ConfigError, require
 from lightning_gans.metrics.features import FEATURES, classifier_path
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.run.console import lightning_silent, quiet_lightning
+from lightning_gans.run.measurements import short_reference
 from lightning_gans.run.run_dir import read_checkpoint, resolve_checkpoint
+from lightning_gans.tools.args import ToolParser, one_line_errors
 from lightning_gans.tools.classifier import train_classifier
 
 
@@ -84,30 +84,40 @@ def evaluate(
     """All figures for one checkpoint: n samples against n_real (default n) images of the
     ``reference`` split, beside the real-vs-real baseline (as many images of another split
     against the same reference); written to ``<run>/eval/step_<N>.<features>.json``."""
-    require(reference in SPLITS, "--reference", repr(reference), " or ".join(SPLITS))
+    require(reference in REFERENCES, "--reference", repr(reference), " or ".join(REFERENCES))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data, path, step = load_run(ckpt, device)
     accuracy = None
     split = getattr(data, f"{reference}_set")
-    real = first_n(split, min(n_real or n, len(split)))  # a smaller split is used whole
-    other_name = "train" if reference != "train" else "test"
-    other = first_n(getattr(data, f"{other_name}_set"), n)  # held-out from the reference
+    asked = n_real or n
+    n_real = min(asked, len(split))
+    if n_real < asked:  # a smaller set is used whole, and says so
+        print(short_reference("--n-real", asked, reference, len(split)))
+    other_name = "test" if reference in ("train", "full_train") else "train"
+    other_set = getattr(data, f"{other_name}_set")  # held-out from the reference
+    n_other = min(n, len(other_set))
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    fake = model.sample(z=z).float().cpu()
     h = data.hparams
-    if real.dim() == 2:
+    if len(model.data_shape) == 1:  # 2-D points: small, exact optimal transport on all of them
+        real, fake = first_n(split, n_real), torch.cat(list(model.samples(z)))
         metrics = {"exact_w1": wasserstein1(fake, real)}
-        baseline = {"exact_w1": wasserstein1(other, real)}
-    else:
+        baseline = {"exact_w1": wasserstein1(first_n(other_set, n), real)}
+    else:  # images: drawn and embedded a batch at a time, only their features are kept
         if features == "domain" and h.dataset in ("mnist5k", "digits"):  # embedded: offline
             ensure_classifier(h.dataset, h.image_size, cache)
-        quality = ImageQuality(features, h.dataset, h.image_size, real.shape[1], cache, device)
-        metrics = quality(real, fake, seed)
-        baseline = {k: v for k, v in quality(real, other, seed).items() if "std" not in k}
+        channels = model.data_shape[0]
+        quality = ImageQuality(features, h.dataset, h.image_size, channels, cache, device)
+        quality.set_real(batches(split, n_real))
+        metrics = quality(None, model.samples(z), seed)
+        baseline = quality(None, batches(other_set, n), seed)
+        baseline = {k: v for k, v in baseline.items() if "std" not in k}
         accuracy = getattr(quality.net, "test_accuracy", None)  # domain: how far to trust it
     if hasattr(model, "iw_bound"):  # the VAE: likelihood bounds on the whole test split
         with lightning_silent():
-            tester = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False)
+            # devices=1: with "auto" Lightning would rerun this whole tool once per visible GPU
+            tester = L.Trainer(
+                logger=False, enable_progress_bar=False, inference_mode=False, devices=1
+            )
             scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
         metrics |= {k.removeprefix("test/"): v for k, v in scores.items()}
     result = {
@@ -115,11 +125,11 @@ def evaluate(
         "model": type(model).__name__,
         "dataset": h.dataset,
         "generator_step": step,
-        "n_fake": len(fake),
-        "n_real": len(real),
+        "n_fake": n,
+        "n_real": n_real,
         "reference": reference,
-        "real_vs_real_images": f"{len(other)} of the {other_name} split",
-        "features": features if real.dim() == 4 else "none (exact optimal transport)",
+        "real_vs_real_images": f"{n_other} of the {other_name} split",
+        "features": features if len(model.data_shape) == 3 else "none (exact optimal transport)",
         "classifier_accuracy": accuracy,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "metrics": metrics,
@@ -203,13 +213,18 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="FID/KID (images), exact W1 (2-D), ELBO (VAE)")
+    ap = ToolParser(description="FID/KID (images), exact W1 (2-D), ELBO (VAE)")
     ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
     ap.add_argument("--n", type=int, default=2000, help="samples (and held-out points) to use")
     ap.add_argument("--features", default="domain", choices=FEATURES)
     ap.add_argument("--cache", default="data", help="where weights and classifiers live")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reference", default="test", choices=SPLITS, help="the real images")
+    ap.add_argument(
+        "--reference",
+        default="test",
+        choices=REFERENCES,
+        help="the real images: a split, or full_train (train + val)",
+    )
     ap.add_argument("--n-real", type=int, default=None, help="how many (default: --n)")
     args = ap.parse_args(argv)
     quiet_lightning()
@@ -218,14 +233,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--n must be at least 2, got {args.n}")
     if args.n_real is not None and args.n_real < 2:
         ap.error(f"--n-real must be at least 2, got {args.n_real}")
-    try:
-        result = evaluate(
-            args.ckpt, args.n, args.features, args.cache, args.seed, args.reference, args.n_real
-        )
-        print_table(result)
-    except ConfigError as e:
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+    one_line_errors(lambda: print_table(evaluate(
+        args.ckpt, args.n, args.features, args.cache, args.seed, args.reference, args.n_real
+    )))  # fmt: skip
 
 
 if __name__ == "__main__":

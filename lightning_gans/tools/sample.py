@@ -10,16 +10,14 @@ lines pass through improbably small norms; White 2016). 2-D sets: the samples ov
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from lightning_gans.data import first_n
-from lightning_gans.errors import ConfigError
 from lightning_gans.run.pictures import image_grid, scatter_2d
+from lightning_gans.tools.args import ToolParser, one_line_errors
 from lightning_gans.tools.evaluate import load_run
 
 
@@ -54,7 +52,7 @@ def write_samples(ckpt: str, n: int, out: str | None = None, seed: int = 0) -> l
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="a sample grid and a latent interpolation strip")
+    ap = ToolParser(description="a sample grid and a latent interpolation strip")
     ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--out", default=None, help="default: <run>/samples/sample_step_N.png")
@@ -64,12 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--n must be at least 1, got {args.n}")
     if args.out and Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
         ap.error(f"--out must end in .png, .jpg or .jpeg, got {args.out!r}")
-    try:
+
+    def work() -> None:
         for path in write_samples(args.ckpt, args.n, args.out, args.seed):
             print(f"wrote {path}")
-    except ConfigError as e:
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+
+    one_line_errors(work)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the tests share: tiny CLI settings, the one way to start a fit, and test callbacks."""
 
 from tests.helpers.callbacks import (
+    BreakFID,
     CountCollectives,
     CountSteps,
     DumpParams,
@@ -35,6 +36,7 @@ __all__ = [
     "CountCollectives",
     "CountSteps",
     "DumpParams",
+    "BreakFID",
     "NaNOnRank1",
     "RecordBatches",
     "SameDraws",

@@ -209,3 +209,24 @@ class RecordBatches(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         out = Path(trainer.default_root_dir) / f"batches_rank{trainer.global_rank}.pt"
         torch.save(torch.cat(self.batches), out)
+
+
+class BreakFID(L.Callback):
+    """Makes rank 0's periodic FID fail: ``nan`` (every sample NaN, on every rank, as NaN
+    weights would make them) or ``raise`` (an error inside the evaluation, on rank 0 only, as
+    an out-of-memory would)."""
+
+    def __init__(self, mode: str = "nan") -> None:
+        self.mode = mode
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
+        if self.mode == "nan":
+            sample = pl_module.sample
+            pl_module.sample = lambda *a, **k: sample(*a, **k) * torch.nan
+        elif trainer.global_rank == 0:
+            quality = next(c for c in trainer.callbacks if hasattr(c, "quality")).quality
+
+            def out_of_memory(*args, **kwargs):
+                raise RuntimeError("stand-in: out of memory while embedding")
+
+            quality.embed = out_of_memory

@@ -1,0 +1,27 @@
+"""What the tools share on the command line: one line and exit 2 for a bad argument (argparse
+would print its usage block), one line for a user's error or a non-finite result."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from lightning_gans.errors import ConfigError, NonFiniteLossError
+
+
+class ToolParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+
+
+def one_line_errors(work: Callable[[], None]) -> None:
+    """Runs ``work``; a ConfigError ends with its line and exit 2, a non-finite result with its
+    line and exit 1 (the same codes as the training CLI)."""
+    try:
+        work()
+    except (ConfigError, NonFiniteLossError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2 if isinstance(e, ConfigError) else 1)
