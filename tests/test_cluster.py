@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,19 +214,46 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_a_resumed_run_appends_to_its_metrics_history(tmp_path):
-    base = ["fit", *TOY, "--run.root", str(tmp_path), "--run.logger", "csv"]
-    base += ["--trainer.log_every_n_steps", "5", "--trainer.limit_val_batches", "1"]
-    base += ["--trainer.val_check_interval", "10"]
-    first = run_module(*base, "--run.name", "run", "--trainer.max_steps", "20")
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = run_module(*base, "--trainer.max_steps", "30", "--ckpt_path", str(tmp_path / "run"))
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "will be deleted" not in again.stderr
-    rows = read_csv(tmp_path / "run" / "metrics.csv")
-    train_steps = [int(r["step"]) for r in rows if r.get("train/g_loss")]
-    assert train_steps == list(range(4, 30, 5))  # every logging step from the first to 30, once
-    val_steps = [int(r["step"]) for r in rows if r.get("val/critic_emd")]
-    # Lightning logs a validation after resuming from a run's final checkpoint one step later
-    # than the uninterrupted run would (its step counter there already counts the last batch)
-    assert val_steps[:2] == [9, 19] and val_steps[2:] in ([29], [30])
+HISTORY = [*TOY, *EXACT, "--run.logger", "csv", "--trainer.log_every_n_steps", "3"]
+HISTORY += ["--checkpoint.every_n_train_steps", "10", "--data.toy_size", "1024"]
+
+
+def history(tmp_path: Path, *args: str) -> None:
+    """One fit through the real CLI, in this process."""
+    from lightning_gans.run.main import main
+
+    main(["fit", *HISTORY, "--run.root", str(tmp_path), *args])
+
+
+def test_the_history_of_every_kind_of_resume_is_the_uninterrupted_runs(tmp_path):
+    """Row for row and label for label: mid-run from a checkpoint step (with later rows on
+    file), after a signal between checkpoints, and extending a finished run. Every row of step
+    s is labelled s, the number in the names of that step's checkpoint and pictures."""
+    history(tmp_path, "--run.name", "straight", "--trainer.max_steps", "30")
+    straight = read_csv(tmp_path / "straight" / "metrics.csv")
+    train = [int(r["step"]) for r in straight if r.get("train/g_loss")]
+    assert train == list(range(3, 31, 3))
+    assert [int(r["step"]) for r in straight if r.get("val/critic_emd")] == list(range(5, 31, 5))
+
+    shutil.copytree(tmp_path / "straight", tmp_path / "mid")  # resumed where rows go on
+    history(tmp_path, "--trainer.max_steps", "30",
+            "--ckpt_path", str(tmp_path / "mid" / "checkpoints" / "step000010.ckpt"))  # fmt: skip
+    history(tmp_path, "--run.name", "extended", "--trainer.max_steps", "20")
+    history(tmp_path, "--trainer.max_steps", "30", "--ckpt_path", str(tmp_path / "extended"))
+    signal_at = ["--trainer.callbacks+=tests.helpers.SignalAt", "--trainer.callbacks.step=13"]
+    history(tmp_path, "--run.name", "signal", "--trainer.max_steps", "30", *signal_at)
+    # no row at the stop step: neither Lightning's repeat of step 12's figures nor a validation
+    assert [int(r["step"]) for r in read_csv(tmp_path / "signal" / "metrics.csv")][-2:] == [10, 12]
+    history(tmp_path, "--trainer.max_steps", "30", "--ckpt_path", str(tmp_path / "signal"))
+    for run in ("mid", "extended", "signal"):
+        assert read_csv(tmp_path / run / "metrics.csv") == straight, run
+
+    # an evaluation of a checkpoint is labelled with its step, after the history it belongs to
+    from lightning_gans.run.main import main
+
+    ckpt = tmp_path / "straight" / "checkpoints" / "step000020.ckpt"
+    main(["validate", *HISTORY, "--run.root", str(tmp_path), "--ckpt_path", str(ckpt)])
+    rows = read_csv(tmp_path / "straight" / "metrics.csv")
+    assert rows[: len(straight)] == straight and [r["step"] for r in rows[len(straight) :]] == [
+        "20"
+    ]

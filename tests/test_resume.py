@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import torch
 from lightning_gans import WGAN
 from lightning_gans.models import NonFiniteLossError
 from lightning_gans.run.checkpoints import AtomicCheckpointIO
-from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, fit, run_module
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, SignalAt, fit, run_module
 
 # toy8 with 4096 points, batch 32, n_critic 5: 25 generator steps per epoch
 DETERMINISTIC = [
@@ -44,17 +43,6 @@ class FirstStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, *args) -> None:
         self.first = trainer.global_step if self.first is None else self.first
         self.batches += 1
-
-
-class SignalAt(L.Callback):
-    """Sends this process a real signal at the end of generator step ``step``."""
-
-    def __init__(self, step: int, sig: int = signal.SIGUSR1) -> None:
-        self.step, self.sig = step, sig
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.sig)
 
 
 @pytest.mark.parametrize(

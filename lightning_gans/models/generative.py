@@ -50,6 +50,8 @@ class GenerativeModule(L.LightningModule):
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
         self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
+        self._logged_at = -1  # the last step whose training figures were logged
+        self._loaded_step = 0  # the global_step of the checkpoint loaded, if any
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -119,6 +121,20 @@ class GenerativeModule(L.LightningModule):
 
     # --- logging and the finiteness guard ----------------------------------------------------
 
+    # --- one step label: docs/design.md#one-step-label ----------------------------------------
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning's log-step counter (which picks the logging steps) equals global_step before
+        # each update in an uninterrupted run, but resumes one ahead from a checkpoint written
+        # at the end of a fit: an extended run would log other steps than a straight one.
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # A stop (time limit, signal) makes Lightning log the step it stops at whatever the
+        # cadence: with nothing logged there it would repeat the last logged values under it.
+        if self.trainer.should_stop and self._logged_at != self.global_step:
+            self.trainer._results.reset(metrics=False, fx="training_step")
+
     def logging_step(self) -> bool:
         """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``).
         ``self.log`` on the other steps is thrown away, yet it builds Lightning's result objects
@@ -134,11 +150,26 @@ class GenerativeModule(L.LightningModule):
         self.verify_finite()
         logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self.log_step()
+        self._logged_at = self.global_step
 
     def log_eval(self, metrics: dict[str, Tensor], batch_size: int) -> None:
         """``val/<name>`` (or ``test/<name>``) for each metric, averaged across ranks."""
         logged = {f"{self.eval_stage}/{k}": v for k, v in metrics.items()}
         self.log_dict(logged, sync_dist=True, batch_size=batch_size)
+        self.log_step()
+
+    def log_step(self) -> None:
+        """Labels the row with ``global_step``, the generator updates done: the number in the
+        names of this step's checkpoint and pictures and in its FID row. Lightning's own label
+        is one lower during training, and 0 for ``validate``/``test`` of a checkpoint; a metric
+        named ``step`` replaces it (docs/design.md#one-step-label)."""
+        fitting = self._trainer is None or self.trainer.state.fn == "fit"
+        self.log("step", float(self.global_step if fitting else self._loaded_step), batch_size=1)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # ``validate``/``test`` restore no loop state: global_step stays 0 there
+        self._loaded_step = checkpoint.get("global_step", 0)
 
     # --- the finiteness guard: docs/design.md#a-nan-stops-every-rank -------------------------
 

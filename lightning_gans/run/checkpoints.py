@@ -58,6 +58,11 @@ class PeriodicCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         pass
 
+    def _monitor_candidates(self, trainer: L.Trainer) -> dict:
+        # the models log a ``step`` (the row label) on logging steps only; Lightning would name
+        # the file after that, which is stale between them: the file is named after this step
+        return super()._monitor_candidates(trainer) | {"step": torch.tensor(trainer.global_step)}
+
 
 class LastCheckpoint(L.Callback):
     """Keeps ``last.ckpt`` current where periodic checkpoints would miss it, and owns preemption.
@@ -122,7 +127,7 @@ class LastCheckpoint(L.Callback):
             return
         self.stopped_by = "SIGTERM" if term else "SIGUSR1"  # a SIGTERM (scancel) wins
         self.save(trainer)
-        trainer.should_stop = True
+        stop_without_extra_validation(trainer)
         job = os.environ.get("SLURM_JOB_ID")
         if self.stopped_by == "SIGUSR1":
             then = f"requeueing SLURM job {job}" if job else f"resume with RESUME={self.run_dir}"
@@ -146,6 +151,16 @@ class LastCheckpoint(L.Callback):
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # optimizers and loops too
         self.saved_step = trainer.global_step
+
+
+def stop_without_extra_validation(trainer: L.Trainer) -> None:
+    """Stops the fit after this step. Lightning validates at any stop; after a signal that
+    would add a row the uninterrupted run never logged (and delay the exit), so only a
+    validation due at this step anyway runs (docs/design.md#one-step-label)."""
+    epoch_loop = trainer.fit_loop.epoch_loop
+    due = epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher)  # before should_stop
+    trainer.should_stop = True
+    epoch_loop._skip_next_val = not due
 
 
 def _lightning_handlers_off(*args) -> None:

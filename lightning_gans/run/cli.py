@@ -169,10 +169,10 @@ class GANCLI(LightningCLI):
             config.ckpt_path = str(resume)
         if resume is not None and resume.parent == self.run_dir / "checkpoints":
             # fit: the history after the checkpoint's step is logged again; else keep it all
-            self.keep_before = checkpoint_step(resume) if self.subcommand == "fit" else math.inf
+            self.keep_through = checkpoint_step(resume) if self.subcommand == "fit" else math.inf
         else:
             self.run_dir = new_run_dir(run.root, run.name, model, dataset)
-            self.keep_before = None
+            self.keep_through = None
         if self.subcommand in ("fit", None):  # None: built by the tests, then fitted
             apply_time_budget(config, resuming=resume is not None)
         config.trainer.default_root_dir = str(self.run_dir)
@@ -183,7 +183,7 @@ class GANCLI(LightningCLI):
         config = self.active_config
         run = config.run
         if config.trainer.logger in (None, True):  # not set by the user: our defaults
-            kwargs["logger"] = make_loggers(run, self.run_dir, self.keep_before)
+            kwargs["logger"] = make_loggers(run, self.run_dir, self.keep_through)
         init = self.config_init[self.subcommand] if self.subcommand else self.config_init
         callbacks = [*(init.trainer.callbacks or []), LastCheckpoint()]
         if config.trainer.max_time is not None:  # in place of Lightning's, which syncs per step

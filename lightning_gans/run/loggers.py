@@ -72,13 +72,15 @@ def wandb_run_id(run_dir: Path) -> str:
 
 
 class HistoryWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that it keeps a resumed run's history: the rows logged
-    before the resume step stay in ``metrics.csv`` and the later ones are dropped (a run
-    resumed from an earlier checkpoint logs them again). Lightning's own writer deletes the
-    file (docs/design.md#private-lightning-apis)."""
+    """Lightning's CSV writer, except that it keeps a resumed run's history: the rows up to and
+    including the resume step stay in ``metrics.csv`` and the later ones are dropped (a run
+    resumed from an earlier checkpoint logs them again). Every row is labelled with the
+    generator updates done, so the rows of step s were all written by the time its
+    checkpoint was, and none of them is logged again (docs/design.md#one-step-label).
+    Lightning's own writer deletes the file (docs/design.md#private-lightning-apis)."""
 
-    def __init__(self, log_dir: str, keep_before: int | None) -> None:
-        self.keep_before = keep_before
+    def __init__(self, log_dir: str, keep_through: int | None) -> None:
+        self.keep_through = keep_through
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:  # Lightning's deletes an existing metrics.csv
@@ -88,10 +90,10 @@ class HistoryWriter(ExperimentWriter):
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             keys, rows = list(reader.fieldnames or []), list(reader)
-        if self.keep_before is None:  # not a resumed run: nothing of it to keep
+        if self.keep_through is None:  # not a resumed run: nothing of it to keep
             path.unlink()
             return
-        kept = [row for row in rows if float(row["step"]) < self.keep_before]
+        kept = [row for row in rows if float(row["step"]) <= self.keep_through]
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
@@ -102,16 +104,16 @@ class HistoryWriter(ExperimentWriter):
 class HistoryCSVLogger(CSVLogger):
     """``<run>/metrics.csv``, appended to when the run is resumed (``HistoryWriter``)."""
 
-    def __init__(self, run_dir: Path, keep_before: int | None = None) -> None:
+    def __init__(self, run_dir: Path, keep_through: int | None = None) -> None:
         super().__init__(str(run_dir), name="", version="")
-        self.keep_before = keep_before
+        self.keep_through = keep_through
 
     @property
     @rank_zero_experiment
     def experiment(self) -> HistoryWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = HistoryWriter(self.log_dir, self.keep_before)
+            self._experiment = HistoryWriter(self.log_dir, self.keep_through)
         return self._experiment
 
 
@@ -122,7 +124,7 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
     kind = options.logger
     if kind not in LOGGERS:
         raise ConfigError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
-    table = HistoryCSVLogger(run_dir, keep_before=resume_step)  # <run>/metrics.csv
+    table = HistoryCSVLogger(run_dir, keep_through=resume_step)  # <run>/metrics.csv
     if kind == "none":
         return []
     if kind == "csv":

@@ -119,7 +119,7 @@ def evaluate(
                 logger=False, enable_progress_bar=False, inference_mode=False, devices=1
             )
             scores = tester.test(model, data.test_dataloader(), verbose=False)[0]
-        metrics |= {k.removeprefix("test/"): v for k, v in scores.items()}
+        metrics |= {k.removeprefix("test/"): v for k, v in scores.items() if k != "step"}
     result = {
         "checkpoint": str(path),
         "model": type(model).__name__,

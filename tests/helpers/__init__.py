@@ -8,6 +8,7 @@ from tests.helpers.callbacks import (
     NaNOnRank1,
     RecordBatches,
     SameDraws,
+    SignalAt,
     TrainedSteps,
 )
 from tests.helpers.cli import (
@@ -40,6 +41,7 @@ __all__ = [
     "NaNOnRank1",
     "RecordBatches",
     "SameDraws",
+    "SignalAt",
     "TrainedSteps",
     "cli_args",
     "fit",

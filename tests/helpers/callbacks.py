@@ -230,3 +230,19 @@ class BreakFID(L.Callback):
                 raise RuntimeError("stand-in: out of memory while embedding")
 
             quality.embed = out_of_memory
+
+
+class SignalAt(L.Callback):
+    """Sends this process a real signal (``sig``: USR1 or TERM) at the end of generator step
+    ``step``."""
+
+    def __init__(self, step: int, sig: str = "USR1") -> None:
+        import signal
+
+        self.step, self.sig = step, getattr(signal, f"SIG{sig}") if isinstance(sig, str) else sig
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        import os
+
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.sig)
