@@ -113,6 +113,18 @@ def test_eval_and_sample_on_a_default_checkpoint(tmp_path, cache):
     assert later["generator_step"] == 5 and later["reference"] == "train"
     assert json.loads((run / "eval" / "step_000003.domain.json").read_text())["generator_step"] == 3
 
+    # more real images than the set holds: all of them, said in one line (FID is biased in N)
+    args = ["--n", "32", "--reference", "full_train", "--n-real", "100000", "--cache", str(cache)]
+    proc = tool("evaluate", str(run), *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    held = json.loads((run / "eval" / "step_000005.domain.json").read_text())["n_real"]
+    said = [ln for ln in proc.stdout.splitlines() if "--n-real 100000" in ln]
+    assert said == [
+        f"--n-real 100000: the full_train set holds {held} images, so FID uses all {held}; "
+        "figures are comparable only with others at the same counts"
+    ]
+    assert held == 4000  # mnist5k: all 4,000 non-test digits, train and validation together
+
 
 def test_eval_of_a_vae_adds_elbo_and_iw_bound(tmp_path, cache):
     from lightning_gans.tools.evaluate import evaluate

@@ -21,6 +21,7 @@ from tests.helpers import (
     TINY_GAN_DIGITS,
     TINY_TOY,
     TINY_VAE,
+    fit,
     run_module,
 )
 
@@ -229,3 +230,26 @@ def test_a_run_directory_keeps_one_wandb_run_id(tmp_path):
     assert wandb_run_id(tmp_path / "run") == first  # a resumed or requeued run continues it
     assert (tmp_path / "run" / "wandb_run_id").read_text() == first
     assert wandb_run_id(tmp_path / "other") != first
+
+
+def test_wandb_receives_every_row_under_the_csv_label(tmp_path, monkeypatch):
+    """W&B's x-axis (trainer/global_step) is the step each row of metrics.csv carries: the
+    generator updates done, as in the checkpoint and picture names."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    sent = []
+    log_metrics = WandbLogger.log_metrics
+
+    def spy(self, metrics, step=None):
+        if any(k.startswith(("train/", "val/")) for k in metrics):  # figures, not pictures
+            sent.append(step)
+        return log_metrics(self, metrics, step)
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr(WandbLogger, "log_metrics", spy)
+    fit(tmp_path, "toy/wgan_gp", "--trainer.log_every_n_steps", "3",
+        "--trainer.val_check_interval", "5", "--trainer.limit_val_batches", "1",
+        steps=10, logger="wandb")  # fmt: skip
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sent == [int(r["step"]) for r in rows] == [3, 5, 6, 9, 10]
