@@ -197,3 +197,62 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_every_entry_point(tmp_pa
         assert ours[0].startswith("error: refusing checkpoint ") and "posix.system" in ours[0]
         assert "Traceback" not in proc.stderr and not marker.exists(), command
     assert tree_digest(tmp_path) == before  # nothing written: no run directory, no samples
+
+
+# --- a resumed run keeps its model and data -------------------------------------------------
+
+RESUMED_WRONG = [  # (how, flags, what the one line must name)
+    ("make", ["MODEL=wgan"], "holds a GAN, this run asks for a WGAN"),
+    ("file", ["--config", "configs/toy/wgan_gp.yaml"], "holds a GAN, this run asks for a WGANGP"),
+    ("dir", ["--model.g_width", "64"], "--model.g_width: "),
+    ("file", ["--model.lr", "0.5"], "--model.lr: "),
+    ("dir", ["--model.n_critic", "2"], "--model.n_critic: "),  # read at every step
+    ("dir", ["--data.dataset", "toy25"], "--data.dataset: "),
+    ("file", ["--config", "configs/gan.yaml"], "--data.dataset: "),  # a 2-D model, image data
+    ("dir", ["--trainer.max_steps", "2"], "is at generator step 4 already"),
+]
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    """A toy GAN run of 4 steps, as ``make train MODEL=gan TOY=1`` makes it."""
+    root = tmp_path_factory.mktemp("runs")
+    args = f"--trainer.max_steps 4 --run.root {root} --run.name gan {' '.join(QUIET)}"
+    proc = subprocess.run(["make", "-s", "train", "MODEL=gan", "TOY=1", "LOGGER=csv",
+                           f"ARGS={args} --data.toy_size 1024"], **SUBPROCESS)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return root / "gan"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(("how", "flags", "said"), RESUMED_WRONG)
+def test_a_resume_that_asks_for_another_model_or_data_is_refused_untouched(
+    gan_run, how, flags, said
+):
+    before = tree_digest(gan_run)
+    if how == "make":
+        command = ["make", "-s", "train", "TOY=1", f"RESUME={gan_run}", *flags]
+    else:
+        ckpt = gan_run / "checkpoints" / "last.ckpt" if how == "file" else gan_run
+        config = [] if "--config" in flags else ["--config", "configs/toy/gan.yaml"]
+        command = [sys.executable, "-m", "lightning_gans", "fit", *config, *flags]
+        command += ["--data.toy_size", "1024", "--ckpt_path", str(ckpt)]
+    proc = subprocess.run(command, **SUBPROCESS)
+    ours = own_lines(proc.stderr)
+    assert proc.returncode == 2 and len(ours) == 1, proc.stderr[-2000:]
+    assert ours[0].startswith("error: ") and said in ours[0], ours
+    assert "Traceback" not in proc.stderr
+    assert tree_digest(gan_run) == before  # config.yaml, hparams.yaml, checkpoints: as they were
+
+
+def test_a_resume_may_change_how_it_runs(gan_run, tmp_path):
+    """Logging, steps and callbacks are the run's to change: it trains on from step 4."""
+    run = tmp_path / "gan"
+    shutil.copytree(gan_run, run)
+    command = [sys.executable, "-m", "lightning_gans", "fit", "--config", "configs/toy/gan.yaml"]
+    command += ["--data.toy_size", "1024", "--ckpt_path", str(run), *QUIET]
+    command += ["--trainer.max_steps", "6", "--trainer.log_every_n_steps", "1"]
+    command += ["--samples.every_n_steps", "0", "--run.logger", "csv"]
+    proc = subprocess.run(command, **SUBPROCESS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6

@@ -34,11 +34,13 @@ from lightning_gans.run.checkpoints import (
 from lightning_gans.run.loggers import finish_wandb, make_loggers
 from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
 from lightning_gans.run.progress import StepProgressBar
+from lightning_gans.run.resume_rule import check_resume
 from lightning_gans.run.run_dir import (
     checkpoint_step,
     default_name,
     git_commit,
     new_run_dir,
+    read_checkpoint,
     requeued,
     resolve_checkpoint,
 )
@@ -142,10 +144,15 @@ class GANCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Lightning reads the model's options from ``--ckpt_path`` before any hook of ours: a
-        corrupt file must be one line naming it first (docs/design.md#private-lightning-apis)."""
-        if self.config.get("subcommand"):
-            resolve_checkpoint(self.config[self.config.subcommand].get("ckpt_path"))
-        super()._parse_ckpt_path()
+        corrupt file must be one line naming it first (docs/design.md#private-lightning-apis).
+        A fit takes none of them: it must ask for the checkpoint's model, or is refused
+        (``run/resume_rule.py``), whether it names a file or a run directory; ``validate`` and
+        ``test`` evaluate the checkpoint's model, as Lightning has them."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            resolve_checkpoint(self.config[subcommand].get("ckpt_path"))
+        if subcommand != "fit":
+            super()._parse_ckpt_path()
 
     @property
     def active_config(self):
@@ -167,6 +174,8 @@ class GANCLI(LightningCLI):
             resume = last  # a requeued job continues from its own newest checkpoint
         if resume:
             config.ckpt_path = str(resume)
+            if self.subcommand in ("fit", None):  # before anything is written
+                check_resume(config, resume, read_checkpoint(resume, mmap=True), "fit")
         if resume is not None and resume.parent == self.run_dir / "checkpoints":
             # fit: the history after the checkpoint's step is logged again; else keep it all
             self.keep_through = checkpoint_step(resume) if self.subcommand == "fit" else math.inf

@@ -13,6 +13,7 @@ UNSAID = (
     "litlogger",
     "Trainer already configured with model summary",
     "Ignoring `Trainer(max_time=...)`",  # run/budget.py's AgreedTimer stands in for it
+    "Seed set to",  # config.yaml records the seed; said before a bad flag, it is a second line
 )
 # warnings, by message
 UNWARNED = (
@@ -36,9 +37,10 @@ class Unsaid(logging.Filter):
 def quiet_lightning() -> None:
     """Filters ``UNSAID`` and ``UNWARNED`` (idempotent)."""
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, Unsaid) for f in logger.filters):
-        logger.addFilter(Unsaid())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, Unsaid) for f in logger.filters):
+            logger.addFilter(Unsaid())
     for message in UNWARNED:
         warnings.filterwarnings("ignore", message=message)
 
