@@ -59,6 +59,13 @@ CASES = [
     ("toy/wgan_gp", ["--trainer.val_check_interval", "0"], "val_check_interval must be > 0"),
     ("toy/wgan_gp", ["--trainer.max_time", "soon"], "'soon')` is not a valid duration"),
     ("toy/wgan_gp", ["--trainer.precision", "17"], 'key "trainer.precision"'),
+    ("toy/wgan_gp", ["--trainer.precision", "bf16-true"], "precision must be 32-true, bf16-mix"),
+    ("toy/gan", ["--trainer.precision", "16-true"], "precision must be 32-true, bf16-mixed"),
+    ("toy/wgan", ["--trainer.precision", "64"], "precision must be 32-true, bf16-mixed"),
+    ("toy/wgan_gp", ["--trainer.num_nodes", "0"], "trainer.num_nodes must be >= 1, got 0"),
+    ("toy/wgan_gp", ["--trainer.overfit_batches", "1"], "trainer.overfit_batches must be 0"),
+    ("toy/wgan_gp", ["--model.dequantize", "0.01"], "dequantize must be 0 for 2-D data"),
+    ("toy/wgan_gp", ["--data.seed", "-1"], "seed must be >= 0, got -1"),
     pytest.param("toy/wgan_gp", ["--trainer.accelerator", "gpu"], "no CUDA GPU", marks=NO_CUDA),
     ("toy/wgan_gp", ["--samples.every_n_steps", "-1"], "samples.every_n_steps must be >= 0"),
     ("toy/wgan_gp", ["--fid.n_samples", "1"], "fid.n_samples must be >= 2, got 1"),
@@ -103,8 +110,8 @@ def bad_fit(tmp_path: Path, config: str, *extra: str) -> list[str]:
 def assert_one_line(code: int, err: str, needle: str) -> None:
     assert code == 2, err[-2000:]
     assert "Traceback" not in err, err[-2000:]
-    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and needle in errors[0], err[-2000:]
+    said = [ln for ln in err.splitlines() if ln.strip()]  # every line, not only error: ones
+    assert len(said) == 1 and said[0].startswith("error:") and needle in said[0], err[-2000:]
 
 
 @pytest.mark.parametrize(("config", "extra", "needle"), CASES)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
-from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, run_module
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, fit, fit_cli, run_module
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -121,3 +122,32 @@ def test_make_help_is_the_default_target():
     assert proc.returncode == 0
     for target in ("install", "train", "test", "lint", "format", "clean"):
         assert target in proc.stdout
+
+
+def test_a_rerun_from_a_saved_config_is_a_new_run_that_writes_only_its_own_directory(tmp_path):
+    """config.yaml carries checkpoint.dirpath and default_root_dir of its run: a rerun from it
+    (as the README suggests) must not write into the old run's checkpoints/."""
+    fit(tmp_path, "toy/wgan_gp", "--trainer.limit_val_batches", "0", steps=2, name="old")
+    old = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    before = old.read_bytes()
+    again = fit_cli(["--config", str(tmp_path / "old" / "config.yaml"), "--run.name", "new",
+                     "--trainer.max_steps", "3"])  # fmt: skip
+    assert again.trainer.global_step == 3
+    assert old.read_bytes() == before  # the old run's file is untouched
+    assert (
+        torch.load(tmp_path / "new" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+        == 3
+    )
+
+
+def test_the_users_plugins_keep_the_atomic_checkpoint_io(tmp_path):
+    from lightning_gans.run.checkpoints import AtomicCheckpointIO
+
+    env = "lightning.fabric.plugins.environments.LightningEnvironment"
+    cli = fit(tmp_path, "toy/wgan_gp", "--trainer.plugins", env, steps=1)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_time_valued_validation_interval_is_accepted(tmp_path):
+    cli = fit(tmp_path, "toy/wgan_gp", "--trainer.val_check_interval", "00:00:00:01", steps=3)
+    assert cli.trainer.global_step == 3

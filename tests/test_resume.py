@@ -234,3 +234,23 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path)["step"] == 1  # the previous checkpoint is intact
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
+
+
+def test_the_finiteness_guard_acts_with_logging_off(tmp_path, monkeypatch):
+    """log_every_n_steps 0: the guard still stops the run within GUARD_EVERY steps of a NaN,
+    not at the next save (with a NaN at step 3 the run used to train on to step 40)."""
+    from lightning_gans.models.generative import GUARD_EVERY
+
+    original = WGAN.generator_loss
+    steps = []
+
+    def poisoned(self, f_fake):
+        steps.append(self.global_step)
+        loss = original(self, f_fake)
+        return loss * torch.nan if self.global_step >= 3 else loss
+
+    monkeypatch.setattr(WGAN, "generator_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"generator step 3: g_loss;"):
+        fit(tmp_path, "toy/wgan", "--trainer.log_every_n_steps", "0",
+            "--trainer.limit_val_batches", "0", steps=40)  # fmt: skip
+    assert max(steps) < 3 + GUARD_EVERY

@@ -72,6 +72,7 @@ class GANDataModule(L.LightningDataModule):
         require(channels in (None, 1, 3), "channels", channels, "1 or 3")
         require(toy_size >= 1, "toy_size", toy_size, ">= 1")
         require(num_workers >= 0, "num_workers", num_workers, ">= 0")
+        require(seed >= 0, "data.seed", seed, ">= 0")  # numpy and the toy sets need it
         # logger=False: the CLI logs the whole run config; the model's seed is another seed
         self.save_hyperparameters(logger=False)
         self.train_set: Dataset | None = None

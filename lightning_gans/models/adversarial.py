@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import ConfigError
+from lightning_gans.errors import ConfigError, require
 from lightning_gans.models import schedules
 from lightning_gans.models.distributed import broadcast_buffers, touch_every_parameter
 from lightning_gans.models.generative import GenerativeModule
@@ -65,6 +65,9 @@ class AdversarialModule(GenerativeModule):
         super().__init__(**kwargs)
         schedules.check_choice("lr_schedule", lr_schedule, schedules.LR_SCHEDULES)
         schedules.check_choice("critic_schedule", critic_schedule, schedules.CRITIC_SCHEDULES)
+        # U(0, d) noise models 8-bit pixel levels; 2-D points are measured un-noised (exact W1)
+        require(not dequantize or len(self.data_shape) == 3, "dequantize", dequantize,
+                "0 for 2-D data (it spreads 8-bit pixel levels)")  # fmt: skip
         self.automatic_optimization = False  # the n_critic loop is ours
         self.generator = build_generator(self.data_shape, self.latent_dim, g_width, arch=arch)
         self.critic = build_critic(self.data_shape, d_width, critic_norm, arch=arch)

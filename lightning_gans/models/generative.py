@@ -14,6 +14,7 @@ from lightning_gans.models.distributed import is_distributed
 from lightning_gans.models.options import check_options
 
 NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
+GUARD_EVERY = 10  # steps between finiteness checks when nothing is logged
 
 
 class GenerativeModule(L.LightningModule):
@@ -184,6 +185,11 @@ class GenerativeModule(L.LightningModule):
                 first = self._first_bad[name] = torch.full((), NEVER, device=value.device)
             bad_at = torch.where(torch.isfinite(value.detach()).all(), NEVER, step)
             torch.minimum(first, bad_at, out=first)
+        # with logging off (log_every_n_steps 0) nothing would act on it until the next save:
+        # the guard must not depend on the logging cadence
+        off = self._trainer is not None and self.trainer.log_every_n_steps == 0
+        if off and step % GUARD_EVERY == 0:
+            self.verify_finite()
 
     def verify_finite(self, weights: bool = False) -> None:
         """Stops training if a loss was non-finite on any rank: on logging steps and before

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.plugins import CheckpointIO
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import GANDataModule
-from lightning_gans.errors import ConfigError, require
+from lightning_gans.errors import ConfigError
 from lightning_gans.models import GenerativeModule
 from lightning_gans.run.budget import AgreedTimer, apply_time_budget
 from lightning_gans.run.checkpoints import (
@@ -46,6 +47,7 @@ from lightning_gans.run.run_dir import (
 )
 from lightning_gans.run.sample_pictures import SamplePictures
 from lightning_gans.run.summary import ParameterSummary, run_report
+from lightning_gans.run.trainer_checks import check_trainer
 
 
 @dataclass
@@ -185,7 +187,10 @@ class GANCLI(LightningCLI):
         if self.subcommand in ("fit", None):  # None: built by the tests, then fitted
             apply_time_budget(config, resuming=resume is not None)
         config.trainer.default_root_dir = str(self.run_dir)
-        if config.checkpoint.dirpath is None:
+        dirpath = config.checkpoint.dirpath
+        if dirpath is None or _another_run(Path(dirpath).parent, self.run_dir):
+            # a run's saved config.yaml names its own checkpoints/: a rerun from it is a new
+            # run, which never writes into the old one's directory
             config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
 
     def instantiate_trainer(self, **kwargs):
@@ -200,10 +205,15 @@ class GANCLI(LightningCLI):
         if config.trainer.enable_progress_bar is not False:
             callbacks.append(StepProgressBar())
         kwargs["callbacks"] = callbacks
-        if not config.trainer.plugins:
-            kwargs["plugins"] = [AtomicCheckpointIO()]
-            if SLURMEnvironment.detect():  # preemption is LastCheckpoint's, at a step boundary
-                kwargs["plugins"].append(slurm_environment())
+        # the user's plugins, plus ours where they bring none of that kind
+        plugins = init.trainer.plugins or []
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        slurm = SLURMEnvironment.detect()  # preemption is LastCheckpoint's, at a step boundary
+        if slurm and not any(isinstance(p, ClusterEnvironment) for p in plugins):
+            plugins.append(slurm_environment())
+        kwargs["plugins"] = plugins
         return super().instantiate_trainer(**kwargs)
 
     def after_validate(self) -> None:
@@ -226,18 +236,9 @@ def slurm_environment() -> SLURMEnvironment:
         raise ConfigError(f"SLURM: {' '.join(str(e).split())}") from None
 
 
-def check_trainer(trainer) -> None:
-    """The trainer options Lightning would fail on with a traceback, as one line each."""
-    import torch
-
-    interval = trainer.val_check_interval
-    require(interval is None or interval > 0, "trainer.val_check_interval", interval, "> 0")
-    accelerator = trainer.accelerator
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.accelerator {accelerator!r}: this machine has no CUDA GPU; "
-            "valid here: auto, cpu"
-        )
+def _another_run(directory: Path, run_dir: Path) -> bool:
+    """Whether ``directory`` is an existing run's directory other than ``run_dir``."""
+    return directory.resolve() != run_dir.resolve() and (directory / "config.yaml").is_file()
 
 
 TRAINER_DEFAULTS = {

@@ -10,7 +10,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.run.cli import build_cli
 from lightning_gans.run.console import quiet_lightning
-from lightning_gans.run.run_dir import release_empty_run_dir
+from lightning_gans.run.run_dir import release_failed_run_dir
 from lightning_gans.signals import release_signals
 
 
@@ -22,7 +22,8 @@ def main(args: list[str] | None = None) -> None:
         cause = user_error(e)
         if cause is None:
             raise
-        release_empty_run_dir()  # a run that never started leaves no directory to collide with
+        if isinstance(cause, ConfigError):  # a run that never began leaves no directory behind
+            release_failed_run_dir()
         lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
         sys.exit(2 if isinstance(cause, ConfigError) else 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import time
@@ -73,13 +72,17 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
     return path
 
 
-def release_empty_run_dir() -> None:
-    """Removes the directory this process created for a run, if nothing was written into it
-    (the run stopped on a bad setting before it began)."""
+def release_failed_run_dir() -> None:
+    """Removes the directory this process created for a run that stopped on a user's mistake
+    before it saved a checkpoint (an empty image folder, a data set that needs a download): its
+    config, its W&B offline run (which ``wandb sync`` would upload) and its id describe a run
+    that never was. A directory with a checkpoint in it is kept."""
+    import shutil
+
     owner, _, path = os.environ.get(RUN_DIR_ENV, "").partition(":")
-    if owner == str(os.getpid()) and path and Path(path).is_dir():
-        with contextlib.suppress(OSError):  # rmdir removes an empty directory only
-            Path(path).rmdir()
+    run = Path(path)
+    if owner == str(os.getpid()) and path and run.is_dir() and not any(run.rglob("*.ckpt")):
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def requeued() -> bool:
