@@ -7,7 +7,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MODEL  ?= wgan
 MODELS := $(sort $(basename $(notdir $(wildcard configs/*.yaml))))
-CONFIG  = configs/$(if $(TOY),toy/,)$(MODEL).yaml
+# CONFIG=path.yaml: any config file (a fork's own model) in place of MODEL's
+CONFIG ?= configs/$(if $(TOY),toy/,)$(MODEL).yaml
 # EXP=<preset>: a paper-scale setting from configs/experiments/<EXP>/<MODEL>.yaml on top
 EXPS    := $(sort $(notdir $(wildcard configs/experiments/*)))
 EXP_CONFIG = $(if $(EXP),--config configs/experiments/$(EXP)/$(MODEL).yaml,)
@@ -43,10 +44,11 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 check-model:
+	@test -f "$(CONFIG)" -o "$(origin CONFIG)" != "command line" || { echo "CONFIG '$(CONFIG)' not found" >&2; exit 2; }
 	@test -f "$(CONFIG)" || { echo "unknown MODEL '$(MODEL)'$(if $(TOY), (toy),); available: $(MODELS)" >&2; exit 2; }
 	@test -z "$(EXP)" -o -f "configs/experiments/$(EXP)/$(MODEL).yaml" || { echo "no preset EXP '$(EXP)' for MODEL '$(MODEL)'; presets: $(foreach e,$(EXPS),$(e) ($(basename $(notdir $(wildcard configs/experiments/$(e)/*.yaml)))))" | sed 's/ )/)/g' >&2; exit 2; }
 
-train: check-model install ## train: MODEL=<name> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
+train: check-model install ## train: MODEL=<name> or CONFIG=<file.yaml> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
 	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
 
 test: install ## run the default test suite (CPU, a few minutes)

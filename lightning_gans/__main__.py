@@ -7,6 +7,11 @@ from lightning_gans.signals import catch_signals
 
 def main() -> None:
     catch_signals()
+    import os
+    import sys
+
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as ``python -m`` has it: a fork's
+        sys.path.insert(0, os.getcwd())  # own model (``class_path: examples.lsgan.LSGAN``)
     from lightning_gans.run.main import main as run_cli  # torch and Lightning: after the signals
 
     run_cli()

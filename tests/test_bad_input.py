@@ -263,3 +263,32 @@ def test_a_resume_may_change_how_it_runs(gan_run, tmp_path):
     proc = subprocess.run(command, **SUBPROCESS)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+WANDB = ["--run.logger", "wandb"]
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "said"),
+    [
+        (
+            {"WANDB_MODE": "onlin"},
+            ["--run.logger", "wandb"],
+            "WANDB_MODE 'onlin' (make: WANDB=) must be online, offline",
+        ),
+        (
+            {"WANDB_MODE": "online", "WANDB_API_KEY": ""},
+            ["--run.logger", "wandb"],
+            "not logged in to W&B; run `wandb",
+        ),
+        ({}, ["--run.logger", "tensorboard"], "needs the tensorboard package"),
+    ],
+)
+def test_logger_settings_that_cannot_work_are_one_line(env, flags, said, tmp_path, capsys,
+                                                       monkeypatch):  # fmt: skip
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, err = run_main(bad_fit(tmp_path / "runs", "toy/wgan_gp", *flags), capsys)
+    assert_one_line(code, err, said)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -3,6 +3,12 @@ README as it is."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from tests.helpers import QUIET, ROOT, fit_cli
@@ -29,3 +35,25 @@ def test_lsgan_trains_through_the_cli(tmp_path, monkeypatch):
     reloaded = type(cli.model).load_from_checkpoint(cli.run_dir / "checkpoints" / "last.ckpt")
     z = torch.randn(4, 2)
     assert torch.equal(reloaded.sample(z=z, ema=False), cli.model.sample(z=z, ema=False))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_forks_model_trains_through_make_and_the_console_script(tmp_path):
+    """The console script imports from the working directory as ``python -m`` does, and
+    ``make train CONFIG=...`` takes any config file."""
+    tiny = f"--data.toy_size 1024 --model.g_width 8 --model.d_width 8 --trainer.max_steps 2 " \
+        f"--run.root {tmp_path} --run.logger csv {' '.join(QUIET)}"  # fmt: skip
+    script = Path(sys.executable).parent / "lightning-gans"
+    runs = [
+        [str(script), "fit", "--config", "examples/lsgan.yaml", *tiny.split(), "--run.name", "a"],
+        ["make", "-s", "train", "CONFIG=examples/lsgan.yaml", f"ARGS={tiny} --run.name b"],
+    ]
+    for command in runs:
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("a", "b"):
+        saved = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+        assert saved["hyper_parameters"]["_class_path"] == "examples.lsgan.LSGAN"
+    proc = subprocess.run(["make", "-s", "train", "CONFIG=nosuch.yaml"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "CONFIG 'nosuch.yaml' not found" in proc.stderr

@@ -34,11 +34,20 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+MODES = ("online", "offline", "disabled", "dryrun")
+
+
 def wandb_mode() -> str:
-    """offline / online / disabled. ``WANDB_MODE`` is taken literally; without it, online only
-    when logged in and the server answers within 3 seconds."""
+    """offline / online / disabled. Without ``WANDB_MODE``: online only when logged in and the
+    server answers within 3 seconds. ``WANDB_MODE=online`` asks for the server: refused in one
+    line when not logged in, offline with one warning when the server does not answer (W&B
+    never blocks training). Any other value is a typo, refused, not quietly offline."""
     asked = os.environ.get("WANDB_MODE", "").lower()
-    if asked in ("offline", "dryrun", "disabled", "online"):
+    if asked and asked not in MODES:
+        raise ConfigError(
+            f"WANDB_MODE {asked!r} (make: WANDB=) must be online, offline or disabled"
+        )
+    if asked in ("offline", "dryrun", "disabled"):
         return {"dryrun": "offline"}.get(asked, asked)
     base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
     logged_in = bool(os.environ.get("WANDB_API_KEY"))
@@ -48,6 +57,11 @@ def wandb_mode() -> str:
         except (OSError, netrc.NetrcParseError):
             logged_in = False
     if not logged_in:
+        if asked == "online":
+            raise ConfigError(
+                "WANDB_MODE online (make: WANDB=online): not logged in to W&B; run `wandb "
+                "login` (or set WANDB_API_KEY), or log offline and `wandb sync` later"
+            )
         return "offline"
     if not _reachable(base):
         rank_zero_warn(
@@ -130,6 +144,13 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
     if kind == "csv":
         return [table]
     if kind == "tensorboard":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise ConfigError(
+                "run.logger tensorboard needs the tensorboard package: "
+                ".venv/bin/pip install tensorboard, or use --run.logger wandb or csv"
+            )
         return [TensorBoardLogger(str(run_dir), name="", version="tensorboard"), table]
     mode = wandb_mode()
     if mode == "disabled":
