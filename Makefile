@@ -79,7 +79,7 @@ classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_S
 	$(PY) -m lightning_gans.tools.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
 
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
-	$(PY) -c "from lightning_gans.metrics.features import fetch_inception; print(fetch_inception())"
+	$(PY) -m lightning_gans.tools.fetch_weights
 
 eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train|full_train] [N_REAL=N]
 	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES) --reference $(REFERENCE) $(if $(N_REAL),--n-real $(N_REAL),)

@@ -292,3 +292,14 @@ def test_logger_settings_that_cannot_work_are_one_line(env, flags, said, tmp_pat
     code, err = run_main(bad_fit(tmp_path / "runs", "toy/wgan_gp", *flags), capsys)
     assert_one_line(code, err, said)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_fetch_weights_offline_is_one_line_saying_how_to_copy_them(tmp_path, capsys, monkeypatch):
+    import lightning_gans.metrics.features as features
+    from lightning_gans.tools.fetch_weights import main as fetch
+
+    name = features.INCEPTION_URL.rsplit("/", 1)[-1]
+    monkeypatch.setattr(features, "INCEPTION_URL", f"http://127.0.0.1:9/{name}")  # refused
+    with pytest.raises(SystemExit) as stop:
+        fetch(["--cache", str(tmp_path)])
+    assert_one_line(stop.value.code, capsys.readouterr().err, "download it and copy it to")
