@@ -17,7 +17,9 @@ ARGS   ?=
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
 LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
 # RESUME=<checkpoint or run directory> continues a run in its own directory
-RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)
+RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)$(if $(TRUST), --weights_only false,)
+# TRUST=1: read RESUME/CKPT as a full pickle, for a file you trust (it may run code)
+TRUST_TOOL = $(if $(TRUST),--trust-checkpoint,)
 
 .PHONY: help install train test test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
 	classifier fetch-weights eval sample bench gpu-check check-ckpt
@@ -48,7 +50,7 @@ check-model:
 	@test -f "$(CONFIG)" || { echo "unknown MODEL '$(MODEL)'$(if $(TOY), (toy),); available: $(MODELS)" >&2; exit 2; }
 	@test -z "$(EXP)" -o -f "configs/experiments/$(EXP)/$(MODEL).yaml" || { echo "no preset EXP '$(EXP)' for MODEL '$(MODEL)'; presets: $(foreach e,$(EXPS),$(e) ($(basename $(notdir $(wildcard configs/experiments/$(e)/*.yaml)))))" | sed 's/ )/)/g' >&2; exit 2; }
 
-train: check-model install ## train: MODEL=<name> or CONFIG=<file.yaml> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir] [WANDB=online] [LOGGER=csv]
+train: check-model install ## train: MODEL=<name> or CONFIG=<file.yaml> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir [TRUST=1]] [WANDB=online] [LOGGER=csv]
 	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
 
 test: install ## run the default test suite (CPU, a few minutes)
@@ -81,11 +83,11 @@ classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_S
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
 	$(PY) -m lightning_gans.tools.fetch_weights
 
-eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train|full_train] [N_REAL=N]
-	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES) --reference $(REFERENCE) $(if $(N_REAL),--n-real $(N_REAL),)
+eval: check-ckpt install ## FID/KID (+IS), exact W1 (2-D), ELBO (VAE): CKPT=<run or .ckpt> [N=2000] [FEATURES=domain|inception] [REFERENCE=test|val|train|full_train] [N_REAL=N] [TRUST=1]
+	$(PY) -m lightning_gans.tools.evaluate $(CKPT) $(if $(N),--n $(N),) --features $(FEATURES) --reference $(REFERENCE) $(if $(N_REAL),--n-real $(N_REAL),) $(TRUST_TOOL)
 
-sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png]
-	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),)
+sample: check-ckpt install ## sample grid + interpolation strip into the run's samples/: CKPT=<run or .ckpt> [N=64] [OUT=file.png] [TRUST=1]
+	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),) $(TRUST_TOOL)
 
 DEVICE ?= cpu
 bench: install ## Lightning vs a plain PyTorch loop -> benchmarks/results.md (~15 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md

@@ -303,3 +303,33 @@ def test_fetch_weights_offline_is_one_line_saying_how_to_copy_them(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         fetch(["--cache", str(tmp_path)])
     assert_one_line(stop.value.code, capsys.readouterr().err, "download it and copy it to")
+
+
+def test_a_trusted_checkpoint_that_holds_more_than_data_loads_only_with_the_opt_in(
+    gan_run, tmp_path
+):
+    """Our own checkpoint plus an object that is not plain data (a date): refused, with the way
+    to allow it; loaded when the user trusts the file (make TRUST=1, fit --weights_only false)."""
+    import datetime
+
+    saved = torch.load(gan_run / "checkpoints" / "last.ckpt", weights_only=True)
+    saved["made_on"] = datetime.date(2026, 12, 1)
+    run = tmp_path / "shared"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(gan_run / "config.yaml", run / "config.yaml")
+    torch.save(saved, run / "checkpoints" / "last.ckpt")
+    refused = subprocess.run(["make", "-s", "sample", f"CKPT={run}", "N=4"], **SUBPROCESS)
+    ours = own_lines(refused.stderr)
+    assert refused.returncode == 2 and len(ours) == 1, refused.stderr[-2000:]
+    assert "datetime.date" in ours[0] and "TRUST=1 with make" in ours[0]
+    allowed = subprocess.run(["make", "-s", "sample", f"CKPT={run}", "N=4", "TRUST=1"],
+                             **SUBPROCESS)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert (run / "samples" / "sample_step_000004.png").is_file()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lightning_gans", "fit", "--config", "configs/toy/gan.yaml",
+         "--data.toy_size", "1024", "--ckpt_path", str(run), "--weights_only", "false",
+         "--trainer.max_steps", "5", "--run.logger", "csv", *QUIET], **SUBPROCESS,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5

@@ -44,6 +44,8 @@ from lightning_gans.run.run_dir import (
     read_checkpoint,
     requeued,
     resolve_checkpoint,
+    trust,
+    trusted,
 )
 from lightning_gans.run.sample_pictures import SamplePictures
 from lightning_gans.run.summary import ParameterSummary, run_report
@@ -151,9 +153,13 @@ class GANCLI(LightningCLI):
         (``run/resume_rule.py``), whether it names a file or a run directory; ``validate`` and
         ``test`` evaluate the checkpoint's model, as Lightning has them."""
         subcommand = self.config.get("subcommand")
-        if subcommand:
-            resolve_checkpoint(self.config[subcommand].get("ckpt_path"))
-        if subcommand != "fit":
+        if not subcommand:
+            return
+        given = self.config[subcommand]
+        if given.get("weights_only") is False and given.get("ckpt_path"):  # the user's opt-in
+            trust(resolve_checkpoint(given.ckpt_path, check=False))
+        path = resolve_checkpoint(given.get("ckpt_path"))
+        if subcommand != "fit" and not (path and trusted(path)):  # Lightning reads as data
             super()._parse_ckpt_path()
 
     @property

@@ -91,6 +91,23 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
+TRUSTED: set[Path] = set()  # files the user vouched for: read as full pickles
+TRUST_HOW = (
+    "if you trust the file and whoever made it: --weights_only false (fit, validate, test), "
+    "--trust-checkpoint (the eval and sample tools), or TRUST=1 with make"
+)
+
+
+def trust(path: Path) -> None:
+    """The user's explicit opt-in for one file: it may hold any object, and unpickling it may
+    run code (``--weights_only false``, ``--trust-checkpoint``, ``TRUST=1``)."""
+    TRUSTED.add(Path(path).resolve())
+
+
+def trusted(path: Path) -> bool:
+    return Path(path).resolve() in TRUSTED
+
+
 def read_checkpoint(path: Path, mmap: bool = False) -> dict:
     """A checkpoint's contents, read as data only (``weights_only=True``): a checkpoint is a
     pickle, and one from elsewhere could run code as it is unpickled. This project's own hold
@@ -105,13 +122,13 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
     if not zipfile.is_zipfile(path):  # every torch.save since 1.6 writes a zip archive
         raise ConfigError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (truncated?)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=not trusted(path), mmap=mmap)
     except pickle.UnpicklingError as e:
         found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
         what = found.group(1) if found else "an object that is not a tensor or plain data"
         raise ConfigError(
             f"refusing checkpoint {path}: it holds {what}, which loading would run as code; "
-            "lightning-gans checkpoints hold tensors and plain data only"
+            f"lightning-gans checkpoints hold tensors and plain data only; {TRUST_HOW}"
         ) from None
     except Exception as e:  # a truncated, foreign or corrupt file
         why = (str(e).strip().splitlines() or [""])[0][:160]
@@ -126,9 +143,10 @@ def checkpoint_step(path: Path) -> int:
     return step
 
 
-def resolve_checkpoint(path: str | None) -> Path | None:
+def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
     """A checkpoint file, or a run directory meaning its ``checkpoints/last.ckpt``; read once
-    here, so a truncated or foreign file is one line naming it, never a traceback later."""
+    here (``check``), so a truncated or foreign file is one line naming it, never a traceback
+    later."""
     if not path or path in ("last", "best", "hpc", "registry"):  # Lightning's own keywords
         return None
     p = Path(path)
@@ -139,7 +157,8 @@ def resolve_checkpoint(path: str | None) -> Path | None:
             f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
             "holding checkpoints/last.ckpt"
         )
-    checkpoint_step(p)
+    if check:
+        checkpoint_step(p)
     return p
 
 

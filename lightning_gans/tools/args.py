@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from lightning_gans.errors import ConfigError, NonFiniteLossError
+from lightning_gans.run.run_dir import resolve_checkpoint, trust
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -25,3 +26,17 @@ def one_line_errors(work: Callable[[], None]) -> None:
     except (ConfigError, NonFiniteLossError) as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2 if isinstance(e, ConfigError) else 1)
+
+
+def add_trust_flag(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="read CKPT as a full pickle: only for a file you trust, unpickling may run code",
+    )
+
+
+def trust_if_asked(args: argparse.Namespace) -> None:
+    """The user's opt-in for the one file named (docs/design.md#a-checkpoint-is-untrusted-input)."""
+    if args.trust_checkpoint:
+        trust(resolve_checkpoint(args.ckpt, check=False))

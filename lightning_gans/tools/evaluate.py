@@ -31,8 +31,8 @@ from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.run.console import lightning_silent, quiet_lightning
 from lightning_gans.run.measurements import short_reference
-from lightning_gans.run.run_dir import read_checkpoint, resolve_checkpoint
-from lightning_gans.tools.args import ToolParser, one_line_errors
+from lightning_gans.run.run_dir import read_checkpoint, resolve_checkpoint, trusted
+from lightning_gans.tools.args import ToolParser, add_trust_flag, one_line_errors, trust_if_asked
 from lightning_gans.tools.classifier import train_classifier
 
 
@@ -44,7 +44,8 @@ class Run(NamedTuple):
 
 
 def load_run(ckpt: str, device: str = "cpu") -> Run:
-    """The model and DataModule a checkpoint was trained with (both are in the checkpoint)."""
+    """The model and DataModule a checkpoint was trained with (both are in the checkpoint),
+    read as data only unless the user trusted the file (``--trust-checkpoint``)."""
     path = resolve_checkpoint(ckpt)
     if path is None:
         raise ConfigError(f"checkpoint {ckpt!r} not found: pass a .ckpt file or a run directory")
@@ -52,7 +53,7 @@ def load_run(ckpt: str, device: str = "cpu") -> Run:
         saved = read_checkpoint(path)  # data only: nothing in it runs
         module, name = saved["hyper_parameters"]["_class_path"].rsplit(".", 1)
         cls = getattr(importlib.import_module(module), name)
-        model = cls.load_from_checkpoint(path, map_location=device)
+        model = cls.load_from_checkpoint(path, map_location=device, weights_only=not trusted(path))
     except (KeyError, RuntimeError, EOFError, ValueError, ImportError, AttributeError) as e:
         raise ConfigError(f"{path} is not a lightning-gans checkpoint ({type(e).__name__})") from e
     if not isinstance(model, GenerativeModule):
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         help="the real images: a split, or full_train (train + val)",
     )
     ap.add_argument("--n-real", type=int, default=None, help="how many (default: --n)")
+    add_trust_flag(ap)
     args = ap.parse_args(argv)
     quiet_lightning()
     warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--n must be at least 2, got {args.n}")
     if args.n_real is not None and args.n_real < 2:
         ap.error(f"--n-real must be at least 2, got {args.n_real}")
-    one_line_errors(lambda: print_table(evaluate(
+    one_line_errors(lambda: trust_if_asked(args) or print_table(evaluate(
         args.ckpt, args.n, args.features, args.cache, args.seed, args.reference, args.n_real
     )))  # fmt: skip
 

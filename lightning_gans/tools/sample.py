@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lightning_gans.data import first_n
 from lightning_gans.run.pictures import image_grid, scatter_2d
-from lightning_gans.tools.args import ToolParser, one_line_errors
+from lightning_gans.tools.args import ToolParser, add_trust_flag, one_line_errors, trust_if_asked
 from lightning_gans.tools.evaluate import load_run
 
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--out", default=None, help="default: <run>/samples/sample_step_N.png")
     ap.add_argument("--seed", type=int, default=0)
+    add_trust_flag(ap)
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error(f"--n must be at least 1, got {args.n}")
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--out must end in .png, .jpg or .jpeg, got {args.out!r}")
 
     def work() -> None:
+        trust_if_asked(args)
         for path in write_samples(args.ckpt, args.n, args.out, args.seed):
             print(f"wrote {path}")
 
