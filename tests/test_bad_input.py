@@ -333,3 +333,20 @@ def test_a_trusted_checkpoint_that_holds_more_than_data_loads_only_with_the_opt_
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_a_forks_model_declares_the_ranges_of_its_own_options():
+    from lightning_gans import WGANGP
+    from lightning_gans.errors import ConfigError
+
+    class Margin(WGANGP):
+        option_rules = {"margin": ("> 0", lambda v: v > 0)}
+
+        def __init__(self, *, margin: float = 1.0, **kwargs) -> None:
+            super().__init__(**kwargs)
+
+    assert Margin(margin=0.5).hparams.margin == 0.5
+    with pytest.raises(ConfigError, match=r"^margin must be > 0, got -1.0$"):
+        Margin(margin=-1.0)
+    with pytest.raises(ConfigError, match="gp_lambda must be >= 0"):  # the table still holds
+        Margin(gp_lambda=-1.0)

@@ -254,3 +254,13 @@ def test_the_finiteness_guard_acts_with_logging_off(tmp_path, monkeypatch):
         fit(tmp_path, "toy/wgan", "--trainer.log_every_n_steps", "0",
             "--trainer.limit_val_batches", "0", steps=40)  # fmt: skip
     assert max(steps) < 3 + GUARD_EVERY
+
+
+def test_a_fit_that_raises_leaves_the_signal_handlers_as_they_were(tmp_path, monkeypatch):
+    """Lightning calls no teardown on an exception: a later SIGTERM must still end the process."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    original = WGAN.generator_loss
+    monkeypatch.setattr(WGAN, "generator_loss", lambda self, f: original(self, f) * torch.nan)
+    with pytest.raises(NonFiniteLossError):
+        fit(tmp_path, "toy/wgan", steps=5)
+    assert {s: signal.getsignal(s) for s in before} == before

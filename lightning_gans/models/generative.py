@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lightning_gans.errors import NonFiniteLossError, require
 from lightning_gans.models.distributed import is_distributed
-from lightning_gans.models.options import check_options
+from lightning_gans.models.options import check_options, model_rules
 
 NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
 GUARD_EVERY = 10  # steps between finiteness checks when nothing is logged
@@ -42,7 +42,7 @@ class GenerativeModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # collects the arguments of every __init__ in the chain
-        check_options(self.hparams)  # each in its range (models/options.py), before any net
+        check_options(self.hparams, model_rules(type(self)))  # models/options.py, before any net
         image = len(data_shape) == 3
         require(image or not channels_last, "channels_last", channels_last, "false for 2-D data")
         self.data_shape = tuple(data_shape)

@@ -38,10 +38,22 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
-def check_options(options: Mapping[str, Any]) -> None:
+Rules = dict[str, tuple[str, Callable[[Any], bool]]]
+
+
+def model_rules(cls: type) -> Rules:
+    """``RULES`` plus the ``option_rules`` each class of a model's chain declares for its own
+    options (a fork's model: ``option_rules = {"margin": ("> 0", lambda v: v > 0)}``)."""
+    rules = dict(RULES)
+    for klass in reversed(cls.__mro__):
+        rules |= klass.__dict__.get("option_rules", {})
+    return rules
+
+
+def check_options(options: Mapping[str, Any], rules: Rules | None = None) -> None:
     """Raises ConfigError (``errors.require``) for the first option outside its range."""
     for name, value in options.items():
-        rule = RULES.get(name)
+        rule = (RULES if rules is None else rules).get(name)
         if rule is None or value is None:
             continue
         accepted, ok = rule
