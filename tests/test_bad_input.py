@@ -350,3 +350,34 @@ def test_a_forks_model_declares_the_ranges_of_its_own_options():
         Margin(margin=-1.0)
     with pytest.raises(ConfigError, match="gp_lambda must be >= 0"):  # the table still holds
         Margin(gp_lambda=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("no_state", "it holds no weights (state_dict)"),
+        ("weights_only", "it holds weights only (no optimizer or loop state)"),
+        ("shapes", "the checkpoint does not fit this model: "),
+        ("step", "it has no generator step (global_step)"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_and_no_run_directory(
+    gan_run, damage, said, tmp_path, capsys
+):
+    saved = torch.load(gan_run / "checkpoints" / "last.ckpt", weights_only=True)
+    if damage == "no_state":
+        del saved["state_dict"]
+    elif damage == "weights_only":
+        del saved["optimizer_states"]
+    elif damage == "shapes":
+        saved["state_dict"] = {k: v[:1] if v.dim() else v for k, v in saved["state_dict"].items()}
+    else:
+        saved["global_step"] = "four"
+    ckpt = tmp_path / "damaged.ckpt"
+    torch.save(saved, ckpt)
+    runs = tmp_path / "runs"
+    args = bad_fit(runs, "toy/gan", "--data.toy_size", "1024", "--data.batch_size", "256")
+    args += ["--trainer.max_steps", "8", "--ckpt_path", str(ckpt)]
+    code, err = run_main(args, capsys)
+    assert_one_line(code, err, said)
+    assert not runs.exists() or not any(runs.iterdir())

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import NonFiniteLossError, require
+from lightning_gans.errors import ConfigError, NonFiniteLossError, require
 from lightning_gans.models.distributed import is_distributed
 from lightning_gans.models.options import check_options, model_rules
 
@@ -171,6 +171,15 @@ class GenerativeModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # ``validate``/``test`` restore no loop state: global_step stays 0 there
         self._loaded_step = checkpoint.get("global_step", 0)
+        mine, saved = self.state_dict(), checkpoint.get("state_dict", {})
+        for key, value in mine.items():  # a foreign or damaged file: one line, not torch's
+            found = saved.get(key)
+            if found is None or tuple(found.shape) != tuple(value.shape):
+                had = "nothing" if found is None else f"shape {list(found.shape)}"
+                raise ConfigError(
+                    f"the checkpoint does not fit this model: {key} is {had} in the file, "
+                    f"shape {list(value.shape)} here"
+                )
 
     # --- the finiteness guard: docs/design.md#a-nan-stops-every-rank -------------------------
 

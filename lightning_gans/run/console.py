@@ -14,6 +14,7 @@ UNSAID = (
     "Trainer already configured with model summary",
     "Ignoring `Trainer(max_time=...)`",  # run/budget.py's AgreedTimer stands in for it
     "Seed set to",  # config.yaml records the seed; said before a bad flag, it is a second line
+    "Restoring states from the checkpoint",  # the run report names the run; a 2nd error line
 )
 # warnings, by message
 UNWARNED = (

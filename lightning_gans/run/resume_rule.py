@@ -28,6 +28,12 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
     """Raises a ConfigError if ``config`` (the parsed run) asks for another model or data than
     the checkpoint ``saved`` (read from ``ckpt``) holds, or a fit that would train nothing."""
     way_out = _way_out(ckpt)
+    if not all(key in saved for key in ("optimizer_states", "loops")):
+        raise ConfigError(
+            f"cannot resume from {ckpt}: it holds weights only (no optimizer or loop state), "
+            "so a run cannot continue from it; start a new run (make eval and make sample "
+            "read it as it is)"
+        )
     hparams = dict(saved.get("hyper_parameters") or {})
     trained = hparams.pop("_class_path", None)
     if trained and not _same_class(trained, config.model.class_path):

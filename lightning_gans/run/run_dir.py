@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +83,9 @@ def release_failed_run_dir() -> None:
     owner, _, path = os.environ.get(RUN_DIR_ENV, "").partition(":")
     run = Path(path)
     if owner == str(os.getpid()) and path and run.is_dir() and not any(run.rglob("*.ckpt")):
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:  # else it writes its files again
+            wandb.run.finish(exit_code=1)
         shutil.rmtree(run, ignore_errors=True)
 
 
@@ -137,9 +141,12 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
 
 def checkpoint_step(path: Path) -> int:
     """The generator step a checkpoint was written at; a one-line error for a bad file."""
-    step = read_checkpoint(path, mmap=True).get("global_step")
+    saved = read_checkpoint(path, mmap=True)
+    step = saved.get("global_step")
     if not isinstance(step, int):
         raise ConfigError(f"cannot read checkpoint {path}: it has no generator step (global_step)")
+    if not isinstance(saved.get("state_dict"), dict):
+        raise ConfigError(f"cannot read checkpoint {path}: it holds no weights (state_dict)")
     return step
 
 
