@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lightning_gans.run.main import main
-from tests.helpers import QUIET, ROOT, TINY_TOY, own_lines
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, own_lines
 
 SUBPROCESS = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 300}
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -130,7 +130,7 @@ def test_corrupt_checkpoint_names_the_file_and_the_run_stays_intact(fit_run, tmp
     code, err = run_main(bad_fit(tmp_path, "toy/wgan", "--ckpt_path", str(corrupt)), capsys)
     assert_one_line(code, err, f"cannot read checkpoint {corrupt}")
     # a bad option while resuming the run itself: refused before anything is written
-    flags = ["--ckpt_path", str(run_dir), "--trainer.max_steps", "-3"]
+    flags = [*TINY_GAN, "--ckpt_path", str(run_dir), "--trainer.max_steps", "-3"]
     code, err = run_main(bad_fit(tmp_path, "toy/wgan", *flags), capsys)
     assert_one_line(code, err, "max_steps")
     assert tree_digest(run_dir) == before

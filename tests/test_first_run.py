@@ -169,12 +169,18 @@ def test_wandb_project_and_entity_come_from_the_environment(tmp_path, monkeypatc
     assert default._wandb_init["project"] == "lightning-gans"
 
 
-def test_wandb_mode_online_is_taken_literally(monkeypatch):
+def test_wandb_mode_online_needs_a_login_and_never_waits_on_a_silent_server(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_API_KEY", "")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing answers there
     monkeypatch.setenv("WANDB_MODE", "online")
-    assert wandb_mode() == "online"  # asked for: no quiet fallback
-    monkeypatch.setenv("WANDB_MODE", "")
+    with pytest.raises(ConfigError, match="not logged in to W&B"):  # asked for, cannot be
+        wandb_mode()
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode() == "offline"  # logged in, server silent: offline, with a warning
+    monkeypatch.setenv("WANDB_MODE", "")
     assert wandb_mode() == "offline"  # not asked for, server silent: offline
 
 

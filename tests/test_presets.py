@@ -203,8 +203,9 @@ def test_resnet_presets_generator_batch_and_dequantisation(tmp_path):
     """gan_cifar_resnet.py: the generator's batch is twice the critic's, and the critic sees
     real + U(0, 1/128)."""
     spy = Spy()
-    fit(tmp_path, "toy/wgan_gp", "--model.g_batch_factor", "2", "--model.dequantize", "0.25",
-        "--model.n_critic", "2", steps=1, callbacks=[spy])  # fmt: skip
+    fit(tmp_path, "wgan_gp", "--model.g_batch_factor", "2", "--model.dequantize", "0.25",
+        "--model.n_critic", "2", "--trainer.limit_val_batches", "0",
+        "--samples.every_n_steps", "0", steps=1, callbacks=[spy])  # fmt: skip
     b = len(spy.given[0])
     assert spy.g_sizes == [b, b, 2 * b]  # two critic updates' fakes, then the generator's
     noise = torch.cat([s - g for s, g in zip(spy.seen, spy.given, strict=True)])

@@ -103,7 +103,7 @@ def test_resume_accepts_a_run_directory(tmp_path):
     last.write_bytes(b"x")
     with pytest.raises(ConfigError, match=f"cannot read checkpoint {last}: not a PyTorch"):
         resolve_checkpoint(str(tmp_path / "run"))  # read once, so a bad file is one line
-    torch.save({"global_step": 3}, last)
+    torch.save({"global_step": 3, "state_dict": {}}, last)
     assert resolve_checkpoint(str(tmp_path / "run")) == last
     assert resolve_checkpoint(str(last)) == last
     with pytest.raises(ConfigError, match="not found"):

@@ -73,7 +73,8 @@ def test_global_step_counts_generator_updates_in_logs(fit_run, tmp_path):
     with open(tmp_path / "run" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     steps = [int(r["step"]) for r in rows if r.get("train/critic_emd")]
-    assert steps == [1, 3, 5]  # logged every 2 generator steps, not every 2 critic steps
+    # logged every 2 generator steps (not critic steps), labelled with the updates done
+    assert steps == [2, 4, 6]
     assert all(
         r["train/critic_emd"] and r["train/g_loss"] and r["train/d_loss"]
         for r in rows
