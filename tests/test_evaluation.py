@@ -159,6 +159,7 @@ def test_eval_errors_are_one_line(tmp_path):
     assert "'mnist' is not in" in msg and "place MNIST/raw" in msg
 
 
+@pytest.mark.slow  # trains the default classifier: 20 epochs, about 75 s on 2 cores
 def test_eval_right_after_training_trains_the_default_classifier_itself(tmp_path):
     fit(tmp_path, "wgan_gp", steps=2)
     cache = tmp_path / "empty"
