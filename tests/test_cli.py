@@ -97,8 +97,12 @@ def test_empty_and_corrupt_image_folders(tmp_path):
         "--data.dataset",
         "folder",
     ]
-    proc = run_module(*base, "--data.root", str(empty))
+    # with the W&B logger too: a failed start leaves no run directory, no offline W&B run
+    proc = run_module(*base, "--data.root", str(empty), "--run.logger", "wandb",
+                      env={"WANDB_MODE": "offline"})  # fmt: skip
     assert proc.returncode == 2 and "holds no images" in one_line_error(proc)
+    runs = tmp_path / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -115,6 +119,7 @@ def test_empty_and_corrupt_image_folders(tmp_path):
         "1",
     )
     assert proc.returncode == 2 and "corrupt.jpg" in one_line_error(proc)
+    assert not runs.exists() or list(runs.iterdir()) == []
 
 
 def test_make_help_is_the_default_target():
