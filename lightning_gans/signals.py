@@ -10,7 +10,9 @@ kept, not fatal (docs/design.md#preemption-and-atomic-checkpoints).
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
 from typing import Any
 
 CAUGHT = (signal.SIGUSR1, signal.SIGTERM)
@@ -49,6 +51,14 @@ def keep_caught_until_exit() -> None:
 
 def ignore_in_worker(worker_id: int) -> None:
     """A DataLoader worker's ``worker_init_fn``: SLURM signals every process of a step, workers
-    too, and a worker killed by SIGTERM would crash its rank before the rank can save."""
+    too, and a worker killed by SIGTERM would crash its rank before the rank can save. It dies
+    with its rank instead (Linux: ``PR_SET_PDEATHSIG``): a worker that outlived a SIGKILLed rank
+    0 was measured holding the rank's inherited TCPStore port, so the requeued job, which gets
+    the same port from its job id, could not start."""
     for sig in CAUGHT:
         signal.signal(sig, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

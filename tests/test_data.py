@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from lightning_gans.data import GANDataModule
 from lightning_gans.data.datasets import DATASETS, DataError, toy_points
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -122,3 +127,36 @@ def test_corrupt_image_is_named(tmp_path):
     dm.setup()
     with pytest.raises(DataError, match="broken.png"):
         dm.train_set.dataset[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_loader_worker_dies_with_its_rank(tmp_path):
+    """A rank SIGKILLed (a node's OOM killer, a test) must not leave its DataLoader worker
+    behind: one was measured holding the rank's TCPStore port, which the requeued job needs."""
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import sys, time, torch\n"
+        "from torch.utils.data import DataLoader\n"
+        "from lightning_gans.signals import ignore_in_worker\n"
+        "loader = DataLoader(range(10**6), num_workers=1, worker_init_fn=ignore_in_worker)\n"
+        "it = iter(loader); next(it)\n"
+        "print(it._workers[0].pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    rank = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)  # fmt: skip
+    worker = int(rank.stdout.readline())
+    rank.kill()
+    rank.wait()
+    deadline = time.time() + 3  # the watchdog alone would take up to 5 s, or never
+    while time.time() < deadline and alive(worker):
+        time.sleep(0.1)
+    assert not alive(worker)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -5,6 +5,7 @@ where the cluster cannot start (not root, no Slurm packages)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -89,10 +90,11 @@ def trained(run: Path) -> list[dict]:
 def logged_step(run: Path, at_least: int) -> bool:
     """The run has logged a training row at this step or later: well inside the loop."""
     try:
-        rows = (run / "metrics.csv").read_text().splitlines()[1:]
-    except OSError:
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error):
         return False
-    return any(int(r.split(",")[1]) >= at_least for r in rows if r.count(",") > 2)
+    return any(r.get("step") and float(r["step"]) >= at_least for r in rows)
 
 
 def step_of(ckpt: Path) -> int:
