@@ -198,18 +198,26 @@ def test_periodic_fid_is_logged_every_k_steps(tmp_path, cache, monkeypatch):
     assert all((r["val/fid_n_fake"], r["val/fid_n_real"]) == ("64", "100") for r in rows)
 
 
-def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
-    """Rank 0 alone measures, so 2 gloo ranks log what 1 process logs from the same samples
-    (lr 1e-12: the generator and its batch-norm statistics are rank 0's in both runs)."""
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+
+
+def fid_fit_args(tmp_path, cache, *extra: str) -> list[str]:
+    """A tiny image fit with a 64-sample FID every 2 steps, run from tmp_path, whose data/ holds
+    the fixture's classifiers (the callback finds them under ./data)."""
     (tmp_path / "data").mkdir()
     shutil.copytree(cache / "classifiers", tmp_path / "data" / "classifiers")
     args = ["fit", "--config", str(ROOT / "configs" / "wgan_gp.yaml"), *TINY_DIGITS]
-    args += [*TINY_GAN_DIGITS, *QUIET, "--model.lr", "1e-12", "--trainer.max_steps", "2"]
-    args += ["--fid.every_n_steps", "2", "--fid.n_samples", "64", "--run.logger", "csv"]
-    args += ["--trainer.limit_val_batches", "0", "--run.root", str(tmp_path)]
-    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    args += [*TINY_GAN_DIGITS, *QUIET, "--run.logger", "csv", "--run.root", str(tmp_path)]
+    args += ["--fid.every_n_steps", "2", "--fid.n_samples", "64"]
+    return [*args, "--trainer.limit_val_batches", "0", *extra]
+
+
+def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
+    """Rank 0 alone measures, so 2 gloo ranks log what 1 process logs from the same samples
+    (lr 1e-12: the generator and its batch-norm statistics are rank 0's in both runs)."""
+    args = fid_fit_args(tmp_path, cache, "--model.lr", "1e-12", "--trainer.max_steps", "2")
     figures = []
-    for name, extra in (("one", []), ("two", ddp)):
+    for name, extra in (("one", []), ("two", DDP)):
         proc = run_module(*args, "--run.name", name, *extra, cwd=tmp_path,
                           env={"OMP_NUM_THREADS": "1"})  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -232,13 +240,7 @@ def test_a_failed_fid_on_rank_0_stops_both_ranks_within_a_minute(tmp_path, cache
     """Rank 0 alone measures; NaN samples (which would segfault MKL's eigvals) or an error in
     its evaluation must stop rank 1 too, not leave it in the next gradient all-reduce until the
     30-minute collective timeout."""
-    (tmp_path / "data").mkdir()
-    shutil.copytree(cache / "classifiers", tmp_path / "data" / "classifiers")
-    args = ["fit", "--config", str(ROOT / "configs" / "wgan_gp.yaml"), *TINY_DIGITS]
-    args += [*TINY_GAN_DIGITS, *QUIET, "--trainer.max_steps", "6", "--run.logger", "csv"]
-    args += ["--fid.every_n_steps", "2", "--fid.n_samples", "64", "--run.name", "run"]
-    args += ["--trainer.limit_val_batches", "0", "--run.root", str(tmp_path)]
-    args += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    args = fid_fit_args(tmp_path, cache, "--trainer.max_steps", "6", "--run.name", "run", *DDP)
     args += ["--trainer.callbacks+=tests.helpers.BreakFID", f"--trainer.callbacks.mode={mode}"]
     start = time.time()
     proc = run_module(*args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},

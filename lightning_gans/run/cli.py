@@ -180,13 +180,16 @@ class GANCLI(LightningCLI):
         last = self.run_dir / "checkpoints" / "last.ckpt"
         if self.subcommand == "fit" and requeued() and last.is_file():
             resume = last  # a requeued job continues from its own newest checkpoint
+        saved = None
         if resume:
             config.ckpt_path = str(resume)
             if self.subcommand in ("fit", None):  # before anything is written
-                check_resume(config, resume, read_checkpoint(resume, mmap=True), "fit")
+                saved = read_checkpoint(resume, mmap=True)
+                check_resume(config, resume, saved, "fit")
         if resume is not None and resume.parent == self.run_dir / "checkpoints":
             # fit: the history after the checkpoint's step is logged again; else keep it all
-            self.keep_through = checkpoint_step(resume) if self.subcommand == "fit" else math.inf
+            fit = self.subcommand == "fit"
+            self.keep_through = checkpoint_step(resume, saved) if fit else math.inf
         else:
             self.run_dir = new_run_dir(run.root, run.name, model, dataset)
             self.keep_through = None

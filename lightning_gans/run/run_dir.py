@@ -139,9 +139,10 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
         raise ConfigError(f"cannot read checkpoint {path}: {type(e).__name__} {why}") from e
 
 
-def checkpoint_step(path: Path) -> int:
-    """The generator step a checkpoint was written at; a one-line error for a bad file."""
-    saved = read_checkpoint(path, mmap=True)
+def checkpoint_step(path: Path, saved: dict | None = None) -> int:
+    """The generator step a checkpoint was written at (``saved``: its contents, if already
+    read); a one-line error for a bad file."""
+    saved = read_checkpoint(path, mmap=True) if saved is None else saved
     step = saved.get("global_step")
     if not isinstance(step, int):
         raise ConfigError(f"cannot read checkpoint {path}: it has no generator step (global_step)")

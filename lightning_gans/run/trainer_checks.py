@@ -14,16 +14,15 @@ def check_trainer(trainer) -> None:
     if isinstance(interval, int | float):
         require(interval > 0, "trainer.val_check_interval", interval, "> 0 or a duration")
     require(trainer.num_nodes >= 1, "trainer.num_nodes", trainer.num_nodes, ">= 1")
-    precision = str(trainer.precision)
+    precision = str(trainer.precision)  # "64" and "double" are Lightning's 64-true
+    true = precision.endswith("-true") and precision != "32-true" or precision in ("64", "double")
     require(
-        not precision.endswith("-true") or precision == "32-true",
+        not true,
         "trainer.precision",
         precision,
         "32-true, bf16-mixed or 16-mixed (the nets keep fp32 weights; the penalty and the "
         "critic's input are fp32)",
     )
-    require(precision not in ("64", "double"), "trainer.precision", precision,
-            "32-true, bf16-mixed or 16-mixed")  # fmt: skip
     overfit = trainer.overfit_batches
     require(
         not overfit,
