@@ -75,6 +75,8 @@ CASES = [
     ("toy/wgan_gp", ["--transport.n_points", "-5"], "transport.n_points must be >= 0"),
     ("toy/wgan_gp", ["--run.logger", "mlflow"], "'mlflow'; valid: wandb, csv, tensorboard"),
     ("toy/wgan_gp", ["--run.log_model", "sometimes"], 'key "run.log_model"'),
+    ("toy/wgan_gp", ["--run.wandb_timeout", "0"], "wandb_timeout must be a number of seconds > 0"),
+    ("toy/wgan_gp", ["--run.wandb_timeout", "-5"], "seconds > 0, got -5.0"),
     ("toy/wgan_gp", ["--ckpt_path", "/nonexistent.ckpt"], "'/nonexistent.ckpt' not found"),
     ("toy/wgan_gp", ["--lr_scheduler", "StepLR"], "lr_scheduler"),  # would bypass our optimisers
     ("nope", [], "File does not exist"),

@@ -150,7 +150,7 @@ def test_a_default_run_prints_progress_in_steps_and_nothing_else_to_ignore(tmp_p
 
 def run_options(**changes) -> Namespace:
     options = dict(logger="wandb", project=None, entity=None, group=None, tags=[],
-                   job_type=None, log_model=False)  # fmt: skip
+                   job_type=None, log_model=False, wandb_timeout=60.0)  # fmt: skip
     return Namespace(**(options | changes))
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,9 +26,11 @@ from tests.helpers import (
     TINY_GAN_DIGITS,
     TINY_TOY,
     TINY_VAE,
+    cli_args,
     fit,
     run_module,
 )
+from tests.helpers.fake_wandb import FakeWandbServer
 
 SHORT = [
     *QUIET,
@@ -153,6 +160,50 @@ def test_unreachable_wandb_server_falls_back_offline(tmp_path, mode):
     assert "Traceback" not in proc.stderr
     assert "unreachable: logging offline instead (upload later with `wandb sync`)" in proc.stderr
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def fit_against(server: FakeWandbServer, root, steps: int):
+    """A toy fit logging online to ``server``, whose failures may hold it up for 5 s."""
+    env = {"WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": server.url}
+    return run_module("fit", *cli_args(root, "toy/wgan", "--trainer.log_every_n_steps", "2",
+                                       "--run.wandb_timeout", "5", steps=steps, logger="wandb"),
+                      env=env, timeout=240)  # fmt: skip
+
+
+def test_wandb_server_failing_during_the_run_never_holds_it_up(tmp_path):
+    """The server answers the start, then its port refuses connections. The run trains to the
+    end, waits 5 s (--run.wandb_timeout) for the upload, not forever as wandb would, and names
+    the command that uploads the rest; that command then uploads every logged step."""
+    start = time.time()
+    with FakeWandbServer(fail_after=1) as server:  # down after the first push
+        proc = fit_against(server, tmp_path, steps=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.time() - start < 120 and "Traceback" not in proc.stderr
+    warning = re.search(r"upload it with `wandb sync --include-online (\S+)`", proc.stderr)
+    assert warning, proc.stderr[-2000:]
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        steps = {float(row["step"]) for row in csv.DictReader(f)}
+    assert max(steps) == 60 and server.history < len(steps)  # it failed before the upload
+    with FakeWandbServer() as again:
+        sync = subprocess.run([str(Path(sys.executable).parent / "wandb"), "sync",
+                               "--include-online", warning[1]], capture_output=True, text=True,
+                              env={**os.environ, "WANDB_API_KEY": "x" * 40,
+                                   "WANDB_BASE_URL": again.url}, timeout=120)  # fmt: skip
+    assert sync.returncode == 0, sync.stderr[-2000:]
+    assert again.history >= len(steps)  # a row per logged step, and the samples' rows
+
+
+def test_wandb_server_failing_at_the_start_leaves_the_run_offline(tmp_path):
+    """The port answers the probe but every API call fails: the run starts offline after
+    --run.wandb_timeout, with one warning, instead of wandb's traceback after 90 s."""
+    with FakeWandbServer(status=500) as server:
+        proc = fit_against(server, tmp_path, steps=3)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "W&B could not start the run online" in proc.stderr
+    assert "logging offline instead (upload later with `wandb sync`)" in proc.stderr
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
 

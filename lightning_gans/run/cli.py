@@ -70,6 +70,9 @@ class RunOptions:
         time_budget: the first run's cap on training time (DD:HH:MM:SS): a fresh run of one
             process outside SLURM and torchrun stops after it; cluster jobs, multi-process and
             resumed runs are not capped (run/budget.py). ``--trainer.max_time`` caps every run.
+        wandb_timeout: the longest, in seconds, a failing W&B server may hold up the start
+            (the run then logs offline) or the end of a run (the rest stays on disk for
+            ``wandb sync``).
     """
 
     name: str | None = None
@@ -82,6 +85,7 @@ class RunOptions:
     job_type: str | None = None
     log_model: bool | Literal["all"] = False
     time_budget: str | None = None
+    wandb_timeout: float = 60.0
 
 
 # Lightning's ModelCheckpoint, set up to keep a checkpoint every N generator steps

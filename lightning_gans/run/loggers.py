@@ -131,6 +131,31 @@ class HistoryCSVLogger(CSVLogger):
         return self._experiment
 
 
+class FallbackWandbLogger(WandbLogger):
+    """Lightning's W&B logger, except that a server which answers the reachability probe but
+    then fails to start the run (an error, or nothing within ``wandb_timeout`` seconds)
+    leaves the run logging offline, with one warning
+    (docs/design.md#wandb-never-blocks-training)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is None and not self._offline:
+            try:
+                return WandbLogger.experiment.fget(self)
+            except Exception as err:  # wandb's CommError, or its init timeout
+                import wandb
+
+                wandb.teardown()  # its service still holds the run id the offline run takes
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                rank_zero_warn(
+                    f"W&B could not start the run online ({first[:200]}): logging offline "
+                    "instead (upload later with `wandb sync`)"
+                )
+                self._offline = True
+        return WandbLogger.experiment.fget(self)
+
+
 def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) -> list[Logger]:
     """The loggers ``options`` (the CLI's ``--run.*``) ask for: ``wandb`` (default; with a CSV
     copy of the metrics beside it), ``csv``, ``tensorboard`` or ``none``. ``resume_step``: the
@@ -138,6 +163,9 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
     kind = options.logger
     if kind not in LOGGERS:
         raise ConfigError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
+    timeout = options.wandb_timeout
+    if not 0 < timeout < float("inf"):  # NaN fails too
+        raise ConfigError(f"run.wandb_timeout must be a number of seconds > 0, got {timeout}")
     table = HistoryCSVLogger(run_dir, keep_through=resume_step)  # <run>/metrics.csv
     if kind == "none":
         return []
@@ -161,7 +189,9 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
             "log in (wandb login) or set WANDB_MODE=online, or leave log_model false"
         )
     os.environ.setdefault("WANDB_SILENT", "true")
-    wandb = WandbLogger(
+    import wandb as wandb_sdk
+
+    wandb = FallbackWandbLogger(
         save_dir=str(run_dir),
         # a flag, else the W&B variables users set, else ours
         project=options.project or os.environ.get("WANDB_PROJECT") or "lightning-gans",
@@ -174,6 +204,10 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
         offline=mode == "offline",
         job_type=options.job_type,
         log_model=options.log_model,
+        # a failing server holds up neither the start nor the end for longer than this
+        settings=wandb_sdk.Settings(
+            init_timeout=timeout, finish_timeout=timeout, finish_timeout_raises=True
+        ),
     )
     # Lightning always hands wandb.init an "anonymous" value, which wandb warns has no effect
     wandb._wandb_init.pop("anonymous", None)  # docs/design.md#private-lightning-apis
@@ -181,7 +215,17 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
 
 
 def finish_wandb(trainer) -> None:
-    """Ends the W&B run so that its history is written; Lightning leaves it open."""
+    """Ends the W&B run so that its history is written; Lightning leaves it open. A server
+    that has stopped taking the run's data holds it up for ``wandb_timeout`` seconds at most:
+    the data stays in the run's W&B directory, for ``wandb sync``."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and trainer.global_rank == 0:
-            logger.experiment.finish()
+            run = logger.experiment
+            timeout, saved = run.settings.finish_timeout, run.settings.sync_dir
+            try:
+                run.finish()
+            except TimeoutError:
+                rank_zero_warn(
+                    f"W&B server did not take the run's data within {timeout:g} s: it is "
+                    f"saved in {saved}; upload it with `wandb sync --include-online {saved}`"
+                )
