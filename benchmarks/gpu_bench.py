@@ -12,7 +12,6 @@ and why.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from plain_loops import train_gan  # noqa: E402
 
 from lightning_gans.errors import ConfigError  # noqa: E402
 from lightning_gans.run.cli import build_cli  # noqa: E402
+from lightning_gans.tools.args import ToolParser  # noqa: E402
 
 CASES = [  # (name, configs, data flags, model flags)
     ("digits, DCGAN WGAN-GP", ["wgan_gp.yaml"], ["--data.dataset", "mnist5k"], []),
@@ -96,8 +96,8 @@ def ms_per_iter(times: list[float], warmup: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda")
+    ap = ToolParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda", choices=("cuda",), help="make bench DEVICE=cuda")
     ap.add_argument("--iters", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
@@ -107,7 +107,7 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         write_not_run(args.out, "no CUDA device on this machine")
         return
-    name = torch.cuda.get_device_name() if args.device == "cuda" else args.device
+    name = torch.cuda.get_device_name()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         images = stand_in_images(Path(tmp) / "images")

@@ -80,6 +80,23 @@ CASES = [
     ("toy/wgan_gp", ["--ckpt_path", "/nonexistent.ckpt"], "'/nonexistent.ckpt' not found"),
     ("toy/wgan_gp", ["--lr_scheduler", "StepLR"], "lr_scheduler"),  # would bypass our optimisers
     ("nope", [], "File does not exist"),
+    # Lightning's own refusals of a Trainer argument, as one line
+    ("toy/wgan_gp", ["--trainer.devices", "-2"], "trainer: `devices` selected with `CPUAccel"),
+    ("toy/wgan_gp", ["--trainer.strategy", "nonsense"], "trainer: You selected an invalid strat"),
+    ("toy/wgan_gp", ["--trainer.check_val_every_n_epoch", "0"], "every_n_epoch must be >= 1"),
+    ("toy/wgan_gp", ["--trainer.log_every_n_steps", "-1"], "log_every_n_steps must be >= 0"),
+    ("toy/wgan_gp", ["--trainer.num_sanity_val_steps", "-5"], "val_steps must be >= -1 (all)"),
+    ("toy/wgan_gp", ["--trainer.barebones", "true"], "barebones must be false (it turns off"),
+    ("toy/wgan_gp", ["--seed_everything", "-1"], "seed_everything must be in [0, 2**32)"),
+    ("toy/wgan_gp", ["--model.seed", "-1"], "seed must be >= 0, got -1"),
+    ("toy/wgan_gp", ["--transport.seed", "-1"], "transport.seed must be >= 0, got -1"),
+    ("toy/wgan_gp", ["--model.latent_dim", "10000000000"], "out of memory: a tensor of"),
+    ("toy/wgan_gp", ["--checkpoint.dirpath", "/etc/passwd"], "dirpath must be a directory"),
+    ("toy/wgan_gp", ["--checkpoint.filename", "best"], "filename must be a file name with {st"),
+    ("toy/wgan_gp", ["--checkpoint.filename", "../{step}"], "filename must be a file name with"),
+    ("toy/wgan_gp", ["--checkpoint.save_last", "false"], "save_last must be true (resume"),
+    ("toy/wgan_gp", ["--fid.every_n_steps", "100"], "fid.every_n_steps must be 0 for 2-D data"),
+    ("toy/wgan_gp", ["--run.name", "../elsewhere"], "run.name must be a plain directory name"),
 ]
 
 
@@ -140,6 +157,11 @@ def test_corrupt_checkpoint_names_the_file_and_the_run_stays_intact(fit_run, tmp
         module = f"lightning_gans.tools.{tool}"
         proc = subprocess.run([sys.executable, "-m", module, str(corrupt)], **SUBPROCESS)
         assert_one_line(proc.returncode, proc.stderr, "not a PyTorch checkpoint (truncated?)")
+    unwritable = [str(run_dir), "--out", "/proc/samples.png"]  # a picture that cannot be written
+    proc = subprocess.run([sys.executable, "-m", "lightning_gans.tools.sample", *unwritable],
+                          **SUBPROCESS)  # fmt: skip
+    assert_one_line(proc.returncode, proc.stderr, "--out '/proc/samples.png': cannot write")
+    assert tree_digest(run_dir) == before
 
 
 def test_unwritable_run_root_and_removed_predict(tmp_path, capsys):
@@ -158,7 +180,8 @@ MAKE_CASES = [
     (["eval"], "CKPT is required"),
     (["eval", "CKPT=/nonexistent"], "'/nonexistent' not found"),
     (["eval", "CKPT=configs", "N=1"], "--n must be at least 2, got 1"),
-    (["sample", "CKPT=configs", "N=0"], "--n must be at least 1, got 0"),
+    (["sample", "CKPT=configs", "N=0"], "--n must be in [1, 10000] (the samples in one picture)"),
+    (["sample", "CKPT=configs", "N=100000000"], "--n must be in [1, 10000]"),
 ]
 
 

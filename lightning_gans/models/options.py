@@ -35,6 +35,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "iw_samples": (">= 1", lambda v: v >= 1),
     "g_batch_factor": (">= 1", lambda v: v >= 1),
     "dequantize": (">= 0", lambda v: v >= 0),
+    "seed": (">= 0", lambda v: v >= 0),
 }
 
 

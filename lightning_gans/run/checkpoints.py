@@ -20,6 +20,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
+from lightning_gans.errors import require
 from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
 from lightning_gans.signals import (
     catch_signals,
@@ -54,6 +55,30 @@ class PeriodicCheckpoint(ModelCheckpoint):
     ``last.ckpt``. Lightning's would write it once more after the loop has closed the epoch:
     over a preemption's checkpoint taken on an epoch's last step, that state starts the next
     epoch on resume, and the resumed run is no longer the uninterrupted one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        name = self.filename or ""
+        require(
+            "{step" in name and "/" not in name and "\\" not in name,
+            "checkpoint.filename",
+            repr(name),
+            "a file name with {step} in it, e.g. step{step:06d} (without it each save "
+            "overwrites the last; the directory is --checkpoint.dirpath)",
+        )
+        require(
+            self.save_last is True,
+            "checkpoint.save_last",
+            self.save_last,
+            "true (resume, preemption and make eval read checkpoints/last.ckpt)",
+        )
+        folder = self.dirpath
+        require(
+            folder is None or not os.path.exists(folder) or os.path.isdir(folder),
+            "checkpoint.dirpath",
+            repr(folder),
+            "a directory (this is a file)",
+        )
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         pass

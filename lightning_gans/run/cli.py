@@ -49,7 +49,7 @@ from lightning_gans.run.run_dir import (
 )
 from lightning_gans.run.sample_pictures import SamplePictures
 from lightning_gans.run.summary import ParameterSummary, run_report
-from lightning_gans.run.trainer_checks import check_trainer
+from lightning_gans.run.trainer_checks import check_run_options, check_trainer
 
 
 @dataclass
@@ -150,6 +150,11 @@ class GANCLI(LightningCLI):
         parser.add_lightning_class_args(TransportDistance, "transport")
         parser.add_lightning_class_args(PeriodicImageQuality, "fid")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        check_run_options(self.config[subcommand] if subcommand else self.config)  # pre-seed
+
     def _parse_ckpt_path(self) -> None:
         """Lightning reads the model's options from ``--ckpt_path`` before any hook of ours: a
         corrupt file must be one line naming it first (docs/design.md#private-lightning-apis).
@@ -227,7 +232,10 @@ class GANCLI(LightningCLI):
         if slurm and not any(isinstance(p, ClusterEnvironment) for p in plugins):
             plugins.append(slurm_environment())
         kwargs["plugins"] = plugins
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (TypeError, ValueError, ImportError) as e:  # Lightning's word on a bad value
+            raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
 
     def after_validate(self) -> None:
         finish_wandb(self.trainer)

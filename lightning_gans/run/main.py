@@ -3,6 +3,7 @@ with one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -40,9 +41,21 @@ def user_error(e: BaseException | None) -> BaseException | None:
             return e
         if isinstance(e, MisconfigurationException):
             return ConfigError(f"trainer: {' '.join(str(e).split())}")
+        if isinstance(e, MemoryError | RuntimeError) and "allocate" in str(e):
+            return ConfigError(out_of_memory(str(e)))
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None
+
+
+def out_of_memory(message: str) -> str:
+    """One line for an allocation that failed (a net, batch or sample set too large here)."""
+    asked = re.search(r"allocate (\d+) bytes", message)
+    size = f"{int(asked[1]) / 1e9:.1f} GB" if asked else "more than there is"
+    return (
+        f"out of memory: a tensor of {size} did not fit; make the model (--model.*), the "
+        "batch (--data.batch_size) or the evaluation (--fid.n_samples) smaller"
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class TransportDistance(L.Callback):
 
     def __init__(self, n_points: int = 2000, seed: int = 0):
         require(n_points >= 0, "transport.n_points", n_points, ">= 0 (0: off)")
+        require(seed >= 0, "transport.seed", seed, ">= 0")
         self.n_points = n_points
         self.seed = seed
 
@@ -113,8 +114,11 @@ class PeriodicImageQuality(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule
-        if stage != "fit" or self.every <= 0 or len(pl_module.data_shape) != 3:
+        if stage != "fit" or self.every <= 0:
             return
+        images = len(pl_module.data_shape) == 3
+        require(images, "fid.every_n_steps", self.every, "0 for 2-D data (FID compares images; "
+                "val/exact_w1 measures a 2-D model)")  # fmt: skip
         data.setup(stage)
         split = getattr(data, f"{self.reference}_set")
         if len(split) < self.n_real:

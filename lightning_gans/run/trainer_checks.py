@@ -6,6 +6,18 @@ from __future__ import annotations
 from lightning_gans.errors import ConfigError, require
 
 
+def check_run_options(config) -> None:
+    """The top-level seed and ``--run.name``, which Lightning and the run directory would take
+    as they are."""
+    seed = config.get("seed_everything")
+    if not isinstance(seed, bool) and seed is not None:  # true: a random seed, recorded
+        require(0 <= seed < 2**32, "seed_everything", seed, "in [0, 2**32) or true/false")
+    name = config.run.name
+    if name is not None:
+        plain = name not in ("", ".", "..") and "/" not in name and "\\" not in name
+        require(plain, "run.name", repr(name), "a plain directory name (it goes under run.root)")
+
+
 def check_trainer(trainer) -> None:
     """The trainer options Lightning would fail on with a traceback, as one line each."""
     import torch
@@ -14,6 +26,19 @@ def check_trainer(trainer) -> None:
     if isinstance(interval, int | float):
         require(interval > 0, "trainer.val_check_interval", interval, "> 0 or a duration")
     require(trainer.num_nodes >= 1, "trainer.num_nodes", trainer.num_nodes, ">= 1")
+    every = trainer.check_val_every_n_epoch
+    require(every is None or every >= 1, "trainer.check_val_every_n_epoch", every, ">= 1 or null")
+    log_every = trainer.log_every_n_steps
+    require(log_every is None or log_every >= 0, "trainer.log_every_n_steps", log_every, ">= 0")
+    sanity = trainer.num_sanity_val_steps
+    require(sanity is None or sanity >= -1, "trainer.num_sanity_val_steps", sanity, ">= -1 (all)")
+    require(
+        not trainer.barebones,
+        "trainer.barebones",
+        trainer.barebones,
+        "false (it turns off the loggers and checkpoints a run is made of; for speed, "
+        "--run.logger none and --trainer.enable_progress_bar false)",
+    )
     precision = str(trainer.precision)  # "64" and "double" are Lightning's 64-true
     true = precision.endswith("-true") and precision != "32-true" or precision in ("64", "double")
     require(

@@ -16,9 +16,12 @@ import torch
 from torch import Tensor
 
 from lightning_gans.data import first_n
+from lightning_gans.errors import ConfigError
 from lightning_gans.run.pictures import image_grid, scatter_2d
 from lightning_gans.tools.args import ToolParser, add_trust_flag, one_line_errors, trust_if_asked
 from lightning_gans.tools.evaluate import load_run
+
+MAX_N = 10_000  # 100 x 100 images: a larger grid is no picture anyone reads
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -39,16 +42,24 @@ def write_samples(ckpt: str, n: int, out: str | None = None, seed: int = 0) -> l
     samples = model.sample(z=torch.randn(n, model.latent_dim, generator=noise))
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     out_path = Path(out) if out else run_dir / "samples" / f"sample_step_{step:06d}.png"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     if samples.dim() == 2:
-        scatter_2d(first_n(data.test_set, n), samples, title=f"{n} samples").save(out_path)
+        save(scatter_2d(first_n(data.test_set, n), samples, title=f"{n} samples"), out_path)
         return [out_path]
-    image_grid(samples).save(out_path)
+    save(image_grid(samples), out_path)
     a, b = (torch.randn(4, model.latent_dim, generator=noise) for _ in range(2))
     path = slerp(a, b, torch.linspace(0, 1, 10)).flatten(0, 1)  # (40, D): 4 rows of 10
     strip = out_path.with_name(f"{out_path.stem}_interp{out_path.suffix}")
-    image_grid(model.sample(z=path), nrow=10).save(strip)
+    save(image_grid(model.sample(z=path), nrow=10), strip)
     return [out_path, strip]
+
+
+def save(picture, path: Path) -> None:
+    """Writes a picture; a place that cannot be written is one line naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        picture.save(path)
+    except OSError as e:
+        raise ConfigError(f"--out {str(path)!r}: cannot write: {e.strerror or e}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     add_trust_flag(ap)
     args = ap.parse_args(argv)
-    if args.n < 1:
-        ap.error(f"--n must be at least 1, got {args.n}")
+    if not 1 <= args.n <= MAX_N:
+        ap.error(f"--n must be in [1, {MAX_N}] (the samples in one picture), got {args.n}")
+    if args.seed < 0:
+        ap.error(f"--seed must be >= 0, got {args.seed}")
     if args.out and Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
         ap.error(f"--out must end in .png, .jpg or .jpeg, got {args.out!r}")
 
