@@ -53,8 +53,9 @@ class StepTimes(L.Callback):
         self.times.append(time.perf_counter())
 
 
-def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str):
-    """The real CLI's model, data and trainer for one run, not yet fitted."""
+def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str, extra=()):
+    """The real CLI's model, data and trainer for one run (``extra``: more flags), not yet
+    fitted."""
     config = ROOT / "configs" / ("toy/" if dataset == "toy8" else "") / f"{model}.yaml"
     args = ["--config", str(config), "--seed_everything", str(seed), "--model.seed", str(seed)]
     args += ["--data.seed", str(seed), "--trainer.max_steps", str(iters)]
@@ -63,6 +64,7 @@ def lightning_cli(dataset: str, model: str, iters: int, seed: int, root: str):
     args += ["--trainer.enable_model_summary", "false", "--trainer.logger", "true"]
     args += ["--run.logger", "csv", "--run.root", root, "--run.name", f"{model}-{dataset}-{seed}"]
     args += ["--samples.every_n_steps", "0", "--checkpoint.every_n_train_steps", str(10 * iters)]
+    args += list(extra)
     cli = build_cli(args, run=False)
     cli.datamodule.setup("fit")
     hp = {**cli.model.hparams, "batch_size": cli.datamodule.hparams.batch_size}
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", nargs="+", default=None, help="dataset:model, e.g. toy8:wgan_gp")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    ap.add_argument("--null-rounds", type=int, default=5, help="null workload (0: skip)")
     args = ap.parse_args()
     sys.argv = sys.argv[:1]  # LightningCLI is given its arguments explicitly
     torch.set_num_threads(args.threads)
@@ -117,7 +120,13 @@ def main() -> None:
             row = (dataset, model, statistics.median(lt), statistics.median(pt), ratios, lq, pq)
             print(row, flush=True)
             rows.append(row)
-    write(args, rows, time.time() - start)
+        null = []
+        from null_workload import null_workload, summary
+
+        if args.null_rounds:  # Lightning's fixed cost per iteration (null_workload.py)
+            torch.set_num_threads(1)
+            null = summary(null_workload(1000, 100, args.null_rounds, f"{root}/null"))
+    write(args, rows, time.time() - start, null)
 
 
 def score(sample, hp: dict, dm, dataset: str, seed: int, scorer) -> float:
@@ -136,7 +145,7 @@ def mnist5k_scorer():
     return ImageQuality("domain", "mnist5k", 32, 1)
 
 
-def write(args, rows, seconds: float) -> None:
+def write(args, rows, seconds: float, null: list[str]) -> None:
     import lightning
     import torch as t
 
@@ -171,6 +180,10 @@ def write(args, rows, seconds: float) -> None:
             f"{metric} {', '.join(f'{q:.3g}' for q in lq)} | "
             f"{metric} {', '.join(f'{q:.3g}' for q in pq)} |"
         )
+    if null:
+        lines += ["", "Null workload (`benchmarks/null_workload.py`: toy WGAN-GP, 8-unit MLPs, "
+                  "batch 8, n_critic 5, 1 thread, 1,000 iterations after 100; Lightning minus "
+                  "the plain loop, per round):", "", *[f"- {line}" for line in null]]  # fmt: skip
     lines += [
         "",
         'Where the time goes: benchmarks/README.md, "What the template costs". GPU figures: '

@@ -157,6 +157,14 @@ def test_corrupt_checkpoint_names_the_file_and_the_run_stays_intact(fit_run, tmp
         module = f"lightning_gans.tools.{tool}"
         proc = subprocess.run([sys.executable, "-m", module, str(corrupt)], **SUBPROCESS)
         assert_one_line(proc.returncode, proc.stderr, "not a PyTorch checkpoint (truncated?)")
+    nan = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    next(v for v in nan["state_dict"].values() if v.is_floating_point()).fill_(float("nan"))
+    torch.save(nan, tmp_path / "nan.ckpt")
+    for tool in ("evaluate", "sample"):  # no figures or pictures of NaN weights
+        module = f"lightning_gans.tools.{tool}"
+        proc = subprocess.run([sys.executable, "-m", module, str(tmp_path / "nan.ckpt")],
+                              **SUBPROCESS)  # fmt: skip
+        assert_one_line(proc.returncode, proc.stderr, "holds non-finite weights")
     unwritable = [str(run_dir), "--out", "/proc/samples.png"]  # a picture that cannot be written
     proc = subprocess.run([sys.executable, "-m", "lightning_gans.tools.sample", *unwritable],
                           **SUBPROCESS)  # fmt: skip
@@ -379,27 +387,32 @@ def test_a_forks_model_declares_the_ranges_of_its_own_options():
         Margin(gp_lambda=-1.0)
 
 
-@pytest.mark.parametrize(
-    ("damage", "said"),
-    [
-        ("no_state", "it holds no weights (state_dict)"),
-        ("weights_only", "it holds weights only (no optimizer or loop state)"),
-        ("shapes", "the checkpoint does not fit this model: "),
-        ("step", "it has no generator step (global_step)"),
-    ],
-)
-def test_a_damaged_checkpoint_is_one_line_and_no_run_directory(
-    gan_run, damage, said, tmp_path, capsys
-):
+def _shrunk(saved: dict) -> None:
+    saved["state_dict"] = {k: v[:1] if v.dim() else v for k, v in saved["state_dict"].items()}
+
+
+DAMAGES = {  # what is done to a good checkpoint -> what the one line says
+    "no_state": (lambda c: c.pop("state_dict"), "it holds no weights (state_dict)"),
+    "weights_only": (lambda c: c.pop("optimizer_states"), "it holds weights only (no optimizer"),
+    "shapes": (_shrunk, "the checkpoint does not fit this model: "),
+    "step": (lambda c: c.update(global_step="four"), "it has no generator step (global_step)"),
+    "negative_step": (lambda c: c.update(global_step=-1), "it has no generator step"),
+    "a_weight_is_text": (lambda c: c["state_dict"].update(fixed_z="x"), "it holds no weights"),
+    "no_model": (lambda c: c.update(hyper_parameters="GAN"), "does not say which model it hol"),
+    "not_lightning": (lambda c: c.pop("pytorch-lightning_version"), "Lightning did not write it"),
+    "no_optimizer_state": (lambda c: c.update(optimizer_states=[]), "its training state (opti"),
+    "loops_are_text": (lambda c: c.update(loops="x"), "its training state (optimizer_states,"),
+    "one_optimizer": (lambda c: c["optimizer_states"].pop(), "holds 1 optimizer states, this m"),
+    "unknown_option": (lambda c: c["hyper_parameters"].update(bogus=1), "records --model.bogus 1"),
+    "option_unrecorded": (lambda c: c["hyper_parameters"].pop("latent_dim"), "was trained with 1"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_is_one_line_and_no_run_directory(gan_run, damage, tmp_path, capsys):
     saved = torch.load(gan_run / "checkpoints" / "last.ckpt", weights_only=True)
-    if damage == "no_state":
-        del saved["state_dict"]
-    elif damage == "weights_only":
-        del saved["optimizer_states"]
-    elif damage == "shapes":
-        saved["state_dict"] = {k: v[:1] if v.dim() else v for k, v in saved["state_dict"].items()}
-    else:
-        saved["global_step"] = "four"
+    do, said = DAMAGES[damage]
+    do(saved)
     ckpt = tmp_path / "damaged.ckpt"
     torch.save(saved, ckpt)
     runs = tmp_path / "runs"

@@ -113,3 +113,20 @@ def test_channels_last_and_compile_on_cuda(config, tmp_path):
     assert cli.trainer.global_step == 3
     conv = next(p for p in cli.model.parameters() if p.dim() == 4)
     assert conv.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(("precision", "lean"), [("32-true", True), ("bf16-mixed", True),
+                                                 ("16-mixed", False)])  # fmt: skip
+def test_the_lean_path_on_cuda_trains_what_the_hooked_one_does(precision, lean, tmp_path):
+    """The lean update path (docs/design.md#the-lean-update-path) on the GPU: taken where no
+    gradient scaler is needed, and the same weights as Lightning's hooked path (a listening
+    callback switches it off) to float rounding: cuBLAS may pick other kernels per run."""
+    from tests.helpers import CountSteps
+
+    flags = [*GPU, "--trainer.precision", precision]
+    fast = fit(tmp_path, "toy/wgan_gp", *flags, steps=6, name="lean")
+    hooked = fit(tmp_path, "toy/wgan_gp", *flags, steps=6, name="hooked", callbacks=[CountSteps()])
+    assert fast.model.lean is lean and not hooked.model.lean
+    other = hooked.model.state_dict()
+    for key, a in fast.model.state_dict().items():
+        torch.testing.assert_close(a, other[key], rtol=1e-5, atol=1e-6, msg=key)

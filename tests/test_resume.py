@@ -103,7 +103,8 @@ def test_resume_accepts_a_run_directory(tmp_path):
     last.write_bytes(b"x")
     with pytest.raises(ConfigError, match=f"cannot read checkpoint {last}: not a PyTorch"):
         resolve_checkpoint(str(tmp_path / "run"))  # read once, so a bad file is one line
-    torch.save({"global_step": 3, "state_dict": {}}, last)
+    minimal = {"hyper_parameters": {"_class_path": "lightning_gans.WGAN"}, "state_dict": {}}
+    torch.save({"global_step": 3, "pytorch-lightning_version": "2.6.6", **minimal}, last)
     assert resolve_checkpoint(str(tmp_path / "run")) == last
     assert resolve_checkpoint(str(last)) == last
     with pytest.raises(ConfigError, match="not found"):

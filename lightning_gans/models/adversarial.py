@@ -115,10 +115,8 @@ class AdversarialModule(GenerativeModule):
             fake = self.generator(self.randn(len(real), self.latent_dim, noise=noise))
         loss, metrics = self.critic_loss(real, fake, noise)
         opt_d.zero_grad(set_to_none=True)  # also drops what the last generator step left in D
-        self.manual_backward(loss + touch_every_parameter(self.generator))
-        # Through the strategy, not opt_d.step(): keeps AMP scaling and the hooks, but is not
-        # counted in global_step (docs/design.md#global-step-counts-generator-iterations).
-        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=_no_closure)
+        # not counted in global_step (docs/design.md#global-step-counts-generator-iterations)
+        self.update(opt_d, loss + touch_every_parameter(self.generator), counted=False)
         metrics |= self.after_critic_step() or {}
         return {"d_loss": loss.detach()} | {k: v.detach() for k, v in metrics.items()}
 
@@ -128,8 +126,7 @@ class AdversarialModule(GenerativeModule):
         z = self.randn(batch_size, self.latent_dim, noise=noise)
         loss = self.generator_loss(self.critic(self.generator(z)))
         opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss)  # D receives gradients too; zeroed before its next update
-        opt_g.step()
+        self.update(opt_g, loss, counted=True)  # D gets gradients too; zeroed before its update
         for sched in self.schedulers():
             sched.step()
         if self.generator_ema is not None:  # global_step already counts this update
@@ -211,7 +208,3 @@ class AdversarialModule(GenerativeModule):
         self.log_eval(logged, batch_size=len(batch))
 
     test_step = validation_step  # the same figures on the test split, logged as test/...
-
-
-def _no_closure() -> None:
-    return None

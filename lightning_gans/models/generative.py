@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lightning_gans.errors import ConfigError, NonFiniteLossError, require
 from lightning_gans.models.distributed import is_distributed
+from lightning_gans.models.lean import lean_path_allowed
 from lightning_gans.models.options import check_options, model_rules
 
 NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
@@ -53,6 +54,8 @@ class GenerativeModule(L.LightningModule):
         self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
         self._logged_at = -1  # the last step whose training figures were logged
         self._loaded_step = 0  # the global_step of the checkpoint loaded, if any
+        self._loaded_optimizers: int | None = None  # and how many optimizer states it held
+        self.lean = False  # updates skip Lightning's hook dispatch (set when training starts)
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -168,9 +171,41 @@ class GenerativeModule(L.LightningModule):
         fitting = self._trainer is None or self.trainer.state.fn == "fit"
         self.log("step", float(self.global_step if fitting else self._loaded_step), batch_size=1)
 
+    def update(self, optimizer, loss: Tensor, counted: bool) -> None:
+        """Backward of ``loss``, then one step of ``optimizer`` (``self.optimizers()``'s).
+        ``counted``: a generator step, counted in global_step; the critic's are not
+        (docs/design.md#global-step-counts-generator-iterations). Through Lightning's hooks,
+        AMP scaling and DDP, or, where nobody listens, the lean path: the same arithmetic
+        without the hook dispatch (docs/design.md#the-lean-update-path)."""
+        if self.lean:
+            loss.backward()
+            if counted:  # the progress counters LightningOptimizer.step keeps
+                optimizer._on_before_step()
+            optimizer.optimizer.step()
+            if counted:
+                optimizer._on_after_step()
+            return
+        self.manual_backward(loss)
+        if counted:
+            optimizer.step()
+        else:  # through the strategy, not the LightningOptimizer: not counted as a step
+            self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=_no_closure)
+
+    def on_train_start(self) -> None:
+        self.lean = lean_path_allowed(self.trainer, self)
+        # Lightning pairs saved optimizer states with the optimizers by zip: a file with fewer
+        # would resume the rest from scratch, silently
+        loaded, mine = self._loaded_optimizers, len(self.trainer.optimizers)
+        if loaded is not None and loaded != mine:
+            raise ConfigError(
+                f"the checkpoint holds {loaded} optimizer states, this model has {mine} "
+                "optimizers: it cannot continue this run; start a new run"
+            )
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # ``validate``/``test`` restore no loop state: global_step stays 0 there
         self._loaded_step = checkpoint.get("global_step", 0)
+        self._loaded_optimizers = len(checkpoint.get("optimizer_states", []))
         mine, saved = self.state_dict(), checkpoint.get("state_dict", {})
         for key, value in mine.items():  # a foreign or damaged file: one line, not torch's
             found = saved.get(key)
@@ -239,3 +274,7 @@ class GenerativeModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.verify_finite(weights=True)  # raising here writes nothing: the file on disk stays
+
+
+def _no_closure() -> None:
+    return None

@@ -34,6 +34,16 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
             "so a run cannot continue from it; start a new run (make eval and make sample "
             "read it as it is)"
         )
+    states, loops = saved["optimizer_states"], saved["loops"]
+    kinds = {"lr_schedulers": list, "callbacks": dict}
+    intact = isinstance(states, list) and states and all(isinstance(s, dict) for s in states)
+    intact = intact and isinstance(loops, dict)
+    if not intact or not all(isinstance(saved.get(k, t()), t) for k, t in kinds.items()):
+        raise ConfigError(
+            f"cannot resume from {ckpt}: its training state (optimizer_states, loops, "
+            "lr_schedulers, callbacks) is damaged, so a run cannot continue from it; start a "
+            "new run (make eval and make sample read its weights)"
+        )
     hparams = dict(saved.get("hyper_parameters") or {})
     trained = hparams.pop("_class_path", None)
     if trained and not _same_class(trained, config.model.class_path):
@@ -50,9 +60,18 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
                 f"{_shown(data[key])}, or {way_out}"
             )
     asked = config.model.init_args or {}
+    for key in list(asked.keys()):  # an option the file does not record: its default
+        if key not in hparams and not key.startswith("_"):
+            hparams[key] = _default(config.model.class_path, key, asked[key])
     for key, value in hparams.items():
-        if key.startswith("_") or key in SPEED_OPTIONS or key == "data_shape" or key not in asked:
+        if key.startswith("_") or key in SPEED_OPTIONS or key == "data_shape":
             continue
+        if key not in asked:
+            raise ConfigError(
+                f"{ckpt} records --model.{key} {_shown(value)}, an option this "
+                f"{_name(config.model.class_path)} does not have: it was trained by other code; "
+                "start a new run"
+            )
         if _plain(asked[key]) != _plain(value):
             raise ConfigError(
                 f"--model.{key}: {ckpt} was trained with {_shown(value)}, this run asks for "
@@ -66,6 +85,23 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
             f"--trainer.max_steps {max_steps}: {ckpt} is at generator step {step} already, "
             f"so nothing would train; pass a max_steps above {step}"
         )
+
+
+def _default(class_path: str, key: str, otherwise: Any) -> Any:
+    """The default of a model option, from the first ``__init__`` in the class chain that
+    names it (``otherwise`` where none does)."""
+    import inspect
+
+    try:
+        chain = _resolve(class_path).__mro__
+    except (ImportError, AttributeError, ValueError):
+        return otherwise
+    for cls in chain:
+        own = "__init__" in vars(cls)
+        found = inspect.signature(cls.__init__).parameters.get(key) if own else None
+        if found is not None and found.default is not inspect.Parameter.empty:
+            return found.default
+    return otherwise
 
 
 def _way_out(ckpt: Path) -> str:

@@ -142,12 +142,33 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
 def checkpoint_step(path: Path, saved: dict | None = None) -> int:
     """The generator step a checkpoint was written at (``saved``: its contents, if already
     read); a one-line error for a bad file."""
+    import torch
+
     saved = read_checkpoint(path, mmap=True) if saved is None else saved
     step = saved.get("global_step")
-    if not isinstance(step, int):
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise ConfigError(f"cannot read checkpoint {path}: it has no generator step (global_step)")
-    if not isinstance(saved.get("state_dict"), dict):
+    weights = saved.get("state_dict")
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
         raise ConfigError(f"cannot read checkpoint {path}: it holds no weights (state_dict)")
+    hparams = saved.get("hyper_parameters")
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("_class_path"), str):
+        raise ConfigError(
+            f"cannot read checkpoint {path}: it does not say which model it holds "
+            "(hyper_parameters)"
+        )
+    if not isinstance(saved.get("pytorch-lightning_version"), str):
+        raise ConfigError(
+            f"cannot read checkpoint {path}: Lightning did not write it "
+            "(no pytorch-lightning_version)"
+        )
+    if not isinstance(saved.get("datamodule_hyper_parameters", {}), dict):
+        raise ConfigError(
+            f"cannot read checkpoint {path}: its data settings (datamodule_hyper_parameters) "
+            "are not a mapping"
+        )
     return step
 
 

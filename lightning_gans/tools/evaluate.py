@@ -17,6 +17,7 @@ import json
 import os
 import time
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,10 +55,16 @@ def load_run(ckpt: str, device: str = "cpu") -> Run:
         module, name = saved["hyper_parameters"]["_class_path"].rsplit(".", 1)
         cls = getattr(importlib.import_module(module), name)
         model = cls.load_from_checkpoint(path, map_location=device, weights_only=not trusted(path))
-    except (KeyError, RuntimeError, EOFError, ValueError, ImportError, AttributeError) as e:
+    except (KeyError, RuntimeError, EOFError, ValueError, TypeError, ImportError,
+            AttributeError, ArgumentError) as e:  # fmt: skip
         raise ConfigError(f"{path} is not a lightning-gans checkpoint ({type(e).__name__})") from e
     if not isinstance(model, GenerativeModule):
         raise ConfigError(f"{path} holds a {type(model).__name__}, not a lightning-gans model")
+    broken = [
+        k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()
+    ]
+    if broken:  # figures or pictures of NaN weights would say nothing true
+        raise ConfigError(f"{path} holds non-finite weights ({broken[0]}, ...): nothing to measure")
     hparams = saved["datamodule_hyper_parameters"]
     data = GANDataModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     data.setup("test")
