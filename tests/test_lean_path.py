@@ -63,3 +63,20 @@ def test_the_lean_path_is_taken_only_where_nobody_could_tell(tmp_path):
         pass  # a subclass of a listener listens too
 
     assert not fit(tmp_path, "toy/wgan", name="c", callbacks=[Overrides()]).model.lean
+
+
+def test_a_model_that_overrides_a_skipped_hook_keeps_lightnings_path():
+    import lightning as L
+
+    from lightning_gans import WGANGP
+    from lightning_gans.models.lean import lean_path_allowed
+
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    assert lean_path_allowed(trainer, WGANGP())
+
+    class Fork(WGANGP):  # a fork's model that reads the gradients after each backward
+        def on_after_backward(self) -> None:
+            pass
+
+    assert not lean_path_allowed(trainer, Fork())
