@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
 from lightning_gans.errors import require
 from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
+from lightning_gans.run.run_dir import plain_name
 from lightning_gans.signals import (
     catch_signals,
     keep_caught_until_exit,
@@ -60,7 +61,7 @@ class PeriodicCheckpoint(ModelCheckpoint):
         super().__init__(*args, **kwargs)
         name = self.filename or ""
         require(
-            "{step" in name and "/" not in name and "\\" not in name,
+            "{step" in name and plain_name(name),
             "checkpoint.filename",
             repr(name),
             "a file name with {step} in it, e.g. step{step:06d} (without it each save "

@@ -49,7 +49,7 @@ from lightning_gans.run.run_dir import (
 )
 from lightning_gans.run.sample_pictures import SamplePictures
 from lightning_gans.run.summary import ParameterSummary, run_report
-from lightning_gans.run.trainer_checks import check_run_options, check_trainer
+from lightning_gans.run.trainer_checks import check_run_options, check_trainer, trainer_error
 
 
 @dataclass
@@ -235,7 +235,7 @@ class GANCLI(LightningCLI):
         try:
             return super().instantiate_trainer(**kwargs)
         except (TypeError, ValueError, ImportError) as e:  # Lightning's word on a bad value
-            raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
+            raise trainer_error(e) from e
 
     def after_validate(self) -> None:
         finish_wandb(self.trainer)

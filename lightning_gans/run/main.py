@@ -12,6 +12,7 @@ from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.run.cli import build_cli
 from lightning_gans.run.console import quiet_lightning
 from lightning_gans.run.run_dir import release_failed_run_dir
+from lightning_gans.run.trainer_checks import trainer_error
 from lightning_gans.signals import release_signals
 
 
@@ -40,7 +41,7 @@ def user_error(e: BaseException | None) -> BaseException | None:
         if isinstance(e, ConfigError | NonFiniteLossError):
             return e
         if isinstance(e, MisconfigurationException):
-            return ConfigError(f"trainer: {' '.join(str(e).split())}")
+            return trainer_error(e)
         if isinstance(e, MemoryError | RuntimeError) and "allocate" in str(e):
             return ConfigError(out_of_memory(str(e)))
         seen.add(id(e))

@@ -4,6 +4,13 @@ break this template, each refused as one line naming the option."""
 from __future__ import annotations
 
 from lightning_gans.errors import ConfigError, require
+from lightning_gans.run.run_dir import plain_name
+
+
+def trainer_error(e: BaseException) -> ConfigError:
+    """Lightning's refusal of a ``--trainer.*`` value, as the one line ``trainer: <its
+    words>``."""
+    return ConfigError(f"trainer: {' '.join(str(e).split())}")
 
 
 def check_run_options(config) -> None:
@@ -14,8 +21,8 @@ def check_run_options(config) -> None:
         require(0 <= seed < 2**32, "seed_everything", seed, "in [0, 2**32) or true/false")
     name = config.run.name
     if name is not None:
-        plain = name not in ("", ".", "..") and "/" not in name and "\\" not in name
-        require(plain, "run.name", repr(name), "a plain directory name (it goes under run.root)")
+        require(plain_name(name), "run.name", repr(name),
+                "a plain directory name (it goes under run.root)")  # fmt: skip
 
 
 def check_trainer(trainer) -> None:
