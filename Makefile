@@ -90,7 +90,7 @@ sample: check-ckpt install ## sample grid + interpolation strip into the run's s
 	$(PY) -m lightning_gans.tools.sample $(CKPT) $(if $(N),--n $(N),) $(if $(OUT),--out $(OUT),) $(TRUST_TOOL)
 
 DEVICE ?= cpu
-bench: install ## Lightning vs a plain PyTorch loop, and the null workload -> benchmarks/results.md (~25 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md
+bench: install ## Lightning vs a plain PyTorch loop, and the null workload -> benchmarks/results.md (~14 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md
 	$(if $(filter cpu,$(DEVICE)),$(PY) benchmarks/bench.py,$(PY) benchmarks/gpu_bench.py --device $(DEVICE))
 
 test-slurm: install ## the real-Slurm tests: a throwaway one-node cluster (root; installs Debian's Slurm)

@@ -182,7 +182,8 @@ def write(args, rows, seconds: float, null: list[str]) -> None:
         )
     if null:
         lines += ["", "Null workload (`benchmarks/null_workload.py`: toy WGAN-GP, 8-unit MLPs, "
-                  "batch 8, n_critic 5, 1 thread, 1,000 iterations after 100; Lightning minus "
+                  "batch 8, n_critic 5, 1 thread, 1,000 iterations after 100; one plain-loop "
+                  "iteration after each Lightning iteration, each timed apart; Lightning minus "
                   "the plain loop, per round):", "", *[f"- {line}" for line in null]]  # fmt: skip
     lines += [
         "",

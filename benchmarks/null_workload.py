@@ -1,11 +1,16 @@
 """Lightning's fixed cost per generator iteration, measured where the device work is nearly
 zero: the toy WGAN-GP with 8-unit MLPs, batch 8, n_critic 5, one thread. What is left is host
 time: the loop, the hooks, the logging, the template's own per-step work. Through the real CLI
-(as ``bench.py`` runs it) against ``plain_loops.py`` doing the same updates, interleaved round
-by round in alternating order; the figure is Lightning's ms per iteration minus the plain
-loop's, per round, after ``--warmup`` iterations.
+(as ``bench.py`` builds it) against ``plain_loops.py`` doing the same updates.
 
-    python benchmarks/null_workload.py [--iters 1000] [--warmup 100] [--rounds 7]
+The two run side by side: after each Lightning iteration, a callback runs one iteration of the
+plain loop and times it apart, so both see the same machine at the same moment. Run one after
+the other, they did not: on a shared machine a whole run's speed moves by 10-20% between
+runs, more than the figure measured. The figure of a round is Lightning's mean ms per
+iteration minus the plain loop's, after ``--warmup`` iterations; the median over the rounds is
+reported with their range.
+
+    python benchmarks/null_workload.py [--iters 1000] [--warmup 100] [--rounds 5]
 
 ``make bench`` runs it beside the other cases and writes the figure into results.md.
 """
@@ -16,6 +21,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import lightning as L
@@ -25,12 +31,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import lightning_cli, lightning_run, ms_per_iter  # noqa: E402
-from plain_loops import PLAIN  # noqa: E402
+from bench import lightning_cli  # noqa: E402
+from plain_loops import gan_loop  # noqa: E402
 
 # the null workload: every update is a few microseconds of arithmetic
 NULL = ["--model.g_width", "8", "--model.d_width", "8", "--data.batch_size", "8"]
 NULL += ["--model.n_critic", "5", "--data.toy_size", "65536"]
+
+
+class PlainBeside(L.Callback):
+    """One plain-loop iteration after each Lightning iteration, each timed apart (seconds)."""
+
+    def __init__(self, iterations) -> None:
+        self.iterations = iterations  # plain_loops.gan_loop's
+        self.lightning: list[float] = []  # from the end of one plain iteration to the next start
+        self.plain: list[float] = []
+        self.end: float | None = None
+
+    def on_train_batch_end(self, *args) -> None:
+        start = time.perf_counter()
+        if self.end is not None:
+            self.lightning.append(start - self.end)
+        next(self.iterations)
+        self.end = time.perf_counter()
+        self.plain.append(self.end - start)
 
 
 class Listens(L.Callback):
@@ -48,68 +72,61 @@ VARIANTS = {"as configured": [], "logging off": ["--trainer.log_every_n_steps", 
 
 
 def null_workload(iters: int, warmup: int, rounds: int, root: str) -> dict:
-    """Per variant and round: Lightning's ms per iteration, and the added ms over the plain
-    loop of the same round; the order of the three runs alternates from round to round."""
-    result = {name: {"lightning": [], "added": [], "added_typical": []} for name in VARIANTS}
-    result |= {"plain": [], "plain_typical": []}
+    """Per variant and round: Lightning's and the plain loop's mean ms per iteration, side by
+    side, and the median ones (the typical iteration: untouched by the moments the shared
+    machine slows, and by the logging steps, one in ten)."""
+    keys = ("lightning", "plain", "lightning_typical", "plain_typical")
+    result = {name: {k: [] for k in keys} for name in VARIANTS}
     for r in range(rounds):
-        runs, typical, order = {}, {}, [*VARIANTS, "plain"]
-        data_cli, hp = lightning_cli("toy8", "wgan_gp", iters + warmup, r, f"{root}/{r}", NULL)
-        data = data_cli.datamodule.train_set.x  # the plain loop's: the same seed and points
-        for impl in order if r % 2 == 0 else order[::-1]:
-            if impl == "plain":
-                _, times = PLAIN["wgan_gp"](hp, data, iters + warmup, r, "wgan_gp")
-            else:
-                flags = NULL + VARIANTS[impl]
-                cli, hp = lightning_cli("toy8", "wgan_gp", iters + warmup, r, f"{root}/{r}{impl}",
-                                        flags)  # fmt: skip
-                if impl == "hooked updates":
-                    cli.trainer.callbacks.append(Listens())
-                _, times = lightning_run(cli)
-            runs[impl] = ms_per_iter(times, warmup)
-            typical[impl] = typical_ms(times, warmup)
-        result["plain"].append(runs["plain"])
-        result["plain_typical"].append(typical["plain"])
-        for name in VARIANTS:
-            result[name]["lightning"].append(runs[name])
-            result[name]["added"].append(runs[name] - runs["plain"])
-            result[name]["added_typical"].append(typical[name] - typical["plain"])
-        print(f"round {r}: " + ", ".join(f"{k} {v:.3f} ms/it" for k, v in runs.items()), flush=True)
+        order = list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]
+        for name in order:
+            cli, hp = lightning_cli("toy8", "wgan_gp", iters + warmup, r, f"{root}/{r}{name}",
+                                    NULL + VARIANTS[name])  # fmt: skip
+            _, plain = gan_loop(hp, cli.datamodule.train_set.x, r, "wgan_gp")
+            beside = PlainBeside(plain)
+            cli.trainer.callbacks += [Listens(), beside] if name == "hooked updates" else [beside]
+            cli.trainer.fit(cli.model, cli.datamodule)
+            light, plain_ms = beside.lightning[warmup:], beside.plain[warmup + 1 :]
+            for key, values in (("lightning", light), ("plain", plain_ms)):
+                result[name][key].append(1000 * statistics.mean(values))
+                result[name][f"{key}_typical"].append(1000 * statistics.median(values))
+        print(f"round {r}: " + ", ".join(
+            f"{name} {result[name]['lightning'][-1]:.3f} vs {result[name]['plain'][-1]:.3f} ms/it"
+            for name in VARIANTS), flush=True)  # fmt: skip
     return result
-
-
-def typical_ms(times: list[float], warmup: int) -> float:
-    """The median duration of one iteration: the typical one, untouched by the moments the
-    shared machine takes the core away (which the mean of ``ms_per_iter`` counts). Logging
-    steps are one in ten, so their extra cost is in the mean, not in this."""
-    ends = times[warmup - 1 :]
-    return 1000 * statistics.median(b - a for a, b in zip(ends, ends[1:], strict=False))
 
 
 def summary(result: dict) -> list[str]:
     lines = []
-    for name in VARIANTS:
-        added, typical = result[name]["added"], result[name]["added_typical"]
+    for name, runs in result.items():
+        added = [a - b for a, b in zip(runs["lightning"], runs["plain"], strict=True)]
+        typical = [a - b for a, b in zip(runs["lightning_typical"], runs["plain_typical"],
+                                         strict=True)]  # fmt: skip
         lines.append(
             f"{name}: added {statistics.median(added):.2f} ms per generator iteration (mean "
             f"over the iterations; median of {len(added)} rounds, range {min(added):.2f} to "
             f"{max(added):.2f}); typical iteration: added {statistics.median(typical):.2f} ms "
             f"(range {min(typical):.2f} to {max(typical):.2f}); Lightning "
-            f"{statistics.median(result[name]['lightning']):.2f} ms, plain "
-            f"{statistics.median(result['plain']):.2f} ms (typical "
-            f"{statistics.median(result['plain_typical']):.2f} ms)"
+            f"{statistics.median(runs['lightning']):.2f} ms, plain "
+            f"{statistics.median(runs['plain']):.2f} ms"
         )
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def null_args(doc: str, rounds: int) -> argparse.Namespace:
+    """``--iters``, ``--warmup`` and ``--rounds``; torch on one thread, as the workload is set."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--iters", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=rounds)
     args = ap.parse_args()
-    sys.argv = sys.argv[:1]
+    sys.argv = sys.argv[:1]  # LightningCLI is given its arguments explicitly
     torch.set_num_threads(1)
+    return args
+
+
+def main() -> None:
+    args = null_args(__doc__, rounds=5)
     with tempfile.TemporaryDirectory() as root:
         print("\n".join(summary(null_workload(args.iters, args.warmup, args.rounds, root))))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,20 @@ def batches(data: Tensor, size: int, gen: torch.Generator):
             yield data[order[i : i + size]]
 
 
-def train_gan(
+def train_gan(hp: dict, data: Tensor, iters: int, seed: int, model: str, *args, **kwargs):
+    """``gan_loop`` for ``iters`` generator iterations. Returns (sample function, per-iteration
+    end times; on CUDA the device is synchronised before each time)."""
+    G, iterations = gan_loop(hp, data, seed, model, *args, **kwargs)
+    times = []
+    for _ in range(iters):
+        next(iterations)
+        times.append(time.perf_counter())
+    return _sampler(G, nn.Identity()), times
+
+
+def gan_loop(
     hp: dict,
     data: Tensor,
-    iters: int,
     seed: int,
     model: str,
     device: str = "cpu",
@@ -37,8 +48,8 @@ def train_gan(
 ):
     """GAN / WGAN / WGAN-GP: n_critic critic updates on fresh real batches, then one G update.
     On ``device`` (batches moved there each step, as a loader's are), under autocast to ``amp``
-    with the gradient penalty in fp32, optionally channels-last and compiled. Returns (sample
-    function, per-iteration end times; on CUDA the device is synchronised before each time)."""
+    with the gradient penalty in fp32, optionally channels-last and compiled. Returns (the
+    generator, an endless iterator: each ``next`` is one generator iteration)."""
     torch.manual_seed(seed)
     dev, shape, arch = torch.device(device), tuple(data.shape[1:]), hp.get("arch", "dcgan")
     G = build_generator(shape, hp["latent_dim"], hp["g_width"], arch=arch).to(dev)
@@ -48,8 +59,10 @@ def train_gan(
     if compile:
         G.compile(), D.compile()
 
-    def autocast(enabled: bool = True):
-        return torch.autocast(dev.type, dtype=amp, enabled=enabled and amp is not None)
+    def autocast(enabled: bool = True):  # without AMP, no context at all: it costs host time
+        if amp is None or not enabled:
+            return nullcontext() if amp is None else torch.autocast(dev.type, enabled=False)
+        return torch.autocast(dev.type, dtype=amp)
 
     g_batch = hp["batch_size"] * hp.get("g_batch_factor", 1)
     if model == "wgan":
@@ -61,49 +74,52 @@ def train_gan(
         opt_d = torch.optim.Adam(D.parameters(), lr=hp["lr"], betas=betas)
     n_critic, zdim = hp["n_critic"], hp["latent_dim"]
     stream = batches(data, hp["batch_size"] * n_critic, torch.Generator().manual_seed(seed))
-    times = []
-    for _ in range(iters):
-        step = next(stream).to(dev, non_blocking=True)
-        step = step.contiguous(memory_format=layout) if step.dim() == 4 else step
-        for real in step.chunk(n_critic):
-            if hp.get("dequantize"):  # real + U(0, d), as the ResNet preset feeds its critic
-                real = real + hp["dequantize"] * torch.rand_like(real)
-            with torch.no_grad(), autocast():
-                fake = G(torch.randn(len(real), zdim, device=dev))
+
+    def iterations():
+        for step in stream:
+            step = step.to(dev, non_blocking=True)
+            step = step.contiguous(memory_format=layout) if step.dim() == 4 else step
+            for real in step.chunk(n_critic):
+                if hp.get("dequantize"):  # real + U(0, d), as the ResNet preset feeds its critic
+                    real = real + hp["dequantize"] * torch.rand_like(real)
+                with torch.no_grad(), autocast():
+                    fake = G(torch.randn(len(real), zdim, device=dev))
+                with autocast():
+                    f_real, f_fake = D(real), D(fake)
+                    if model == "gan":
+                        loss_d = F.binary_cross_entropy_with_logits(
+                            f_real, torch.ones_like(f_real)
+                        ) + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
+                    else:
+                        loss_d = f_fake.float().mean() - f_real.float().mean()
+                if model == "wgan_gp":
+                    eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=dev)
+                    x_hat = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
+                    with autocast(False):
+                        (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+                    penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+                    loss_d = loss_d + hp["gp_lambda"] * penalty
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                if model == "wgan":
+                    with torch.no_grad():
+                        for p in D.parameters():
+                            p.clamp_(-hp["clip"], hp["clip"])
             with autocast():
-                f_real, f_fake = D(real), D(fake)
+                f_fake = D(G(torch.randn(g_batch, zdim, device=dev)))
                 if model == "gan":
-                    loss_d = F.binary_cross_entropy_with_logits(
-                        f_real, torch.ones_like(f_real)
-                    ) + F.binary_cross_entropy_with_logits(f_fake, torch.zeros_like(f_fake))
+                    loss_g = F.binary_cross_entropy_with_logits(f_fake, torch.ones_like(f_fake))
                 else:
-                    loss_d = f_fake.float().mean() - f_real.float().mean()
-            if model == "wgan_gp":
-                eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=dev)
-                x_hat = (eps * real + (1 - eps) * fake.float()).requires_grad_(True)
-                with autocast(False):
-                    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-                loss_d = loss_d + hp["gp_lambda"] * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            if model == "wgan":
-                with torch.no_grad():
-                    for p in D.parameters():
-                        p.clamp_(-hp["clip"], hp["clip"])
-        with autocast():
-            f_fake = D(G(torch.randn(g_batch, zdim, device=dev)))
-            if model == "gan":
-                loss_g = F.binary_cross_entropy_with_logits(f_fake, torch.ones_like(f_fake))
-            else:
-                loss_g = -f_fake.float().mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter())
-    return _sampler(G, nn.Identity()), times
+                    loss_g = -f_fake.float().mean()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            yield
+
+    return G, iterations()
 
 
 def train_vae(hp: dict, data: Tensor, iters: int, seed: int, model: str = "vae"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, fit, fit_cli, run_module
+from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, cli_args, fit, fit_cli, run_module
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -156,3 +156,21 @@ def test_the_users_plugins_keep_the_atomic_checkpoint_io(tmp_path):
 def test_a_time_valued_validation_interval_is_accepted(tmp_path):
     cli = fit(tmp_path, "toy/wgan_gp", "--trainer.val_check_interval", "00:00:00:01", steps=3)
     assert cli.trainer.global_step == 3
+
+
+def test_an_option_group_switched_off_is_left_out_of_the_trainer(tmp_path):
+    """Lightning calls every hook of every callback at every step: a callback with nothing to do
+    is not handed to the trainer, and its options still read as given."""
+    from lightning_gans.run.cli import build_cli
+    from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
+    from lightning_gans.run.summary import ParameterSummary
+
+    def kinds(*flags: str) -> set[type]:
+        cli = build_cli(cli_args(tmp_path, "wgan_gp", *flags, name=f"run{len(flags)}"), run=False)
+        return {type(c) for c in cli.trainer.callbacks}
+
+    quiet = kinds()  # QUIET: no summary, FID off by default, transport on
+    assert TransportDistance in quiet and not {PeriodicImageQuality, ParameterSummary} & quiet
+    on = kinds("--fid.every_n_steps", "5", "--trainer.enable_model_summary", "true")
+    assert {PeriodicImageQuality, ParameterSummary, TransportDistance} <= on
+    assert TransportDistance not in kinds("--transport.n_points", "0")

@@ -265,3 +265,29 @@ def test_the_step_line_shows_the_current_speed_and_the_last_step_once(monkeypatc
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split("  ")[0] for ln in lines] == ["step 10/20", "step 20/20"]  # 20 once
     assert lines[0].split("  ")[1] == "1.00 it/s" and lines[1].split("  ")[1] == "10.00 it/s"
+
+
+def test_the_live_bar_updates_as_often_as_rich_redraws_it(monkeypatch):
+    """In a terminal the bar's fields change at most every REDRAW_EVERY seconds (rich redraws 10
+    times a second), not at every step; the last step is drawn at the end."""
+    from types import SimpleNamespace
+
+    from lightning_gans.run import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress.sys.stdout, "isatty", lambda: True)
+    bar = progress.StepProgressBar()
+    monkeypatch.setattr(bar, "shown_metrics", lambda *a: "")
+    trainer = SimpleNamespace(global_step=0, is_global_zero=True, max_steps=100, callbacks=[],
+                              log_every_n_steps=10)  # fmt: skip
+    bar.on_train_start(trainer, None)
+    live = bar.bar
+    updates = []
+    monkeypatch.setattr(live, "update", lambda task, **fields: updates.append(fields))
+    for step in range(1, 101):  # 100 steps in 1 s: 10 redraws' worth
+        clock[0] += 0.01
+        trainer.global_step = step
+        bar.on_train_batch_end(trainer, None)
+    bar.on_train_end(trainer, None)
+    assert 9 <= len(updates) <= 12 and updates[-1]["completed"] == 100

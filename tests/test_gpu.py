@@ -68,15 +68,16 @@ class SyncDebug(L.Callback):
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.parametrize("at", [5, 12])  # warm, not logging; and after the 10th step logged
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize("config", CONFIGS)
-def test_a_steady_state_step_makes_no_host_sync_on_cuda(config, precision, tmp_path):
-    args = cli_args(tmp_path, config, *GPU, "--trainer.precision", precision, steps=7)
+def test_a_steady_state_step_makes_no_host_sync_on_cuda(config, precision, at, tmp_path):
+    args = cli_args(tmp_path, config, *GPU, "--trainer.precision", precision, steps=at + 2)
     cli = build_cli([*args, "--trainer.log_every_n_steps", "10"], run=False)
-    debug = SyncDebug(at=5)  # warm, and not a logging step
+    debug = SyncDebug(at=at)
     cli.trainer.callbacks.insert(0, debug)
-    cli.trainer.fit(cli.model, cli.datamodule)  # a sync in step 5 raises here
-    assert debug.armed and cli.trainer.global_step == 7
+    cli.trainer.fit(cli.model, cli.datamodule)  # a sync in step `at` raises here
+    assert debug.armed and cli.trainer.global_step == at + 2
 
 
 def test_samples_ema_and_checkpoints_round_trip_cuda_and_cpu(tmp_path):

@@ -93,3 +93,17 @@ def test_wgan_gp_refuses_batch_norm_critic():
 
     with pytest.raises(ConfigError, match="none, layer"):
         WGANGP(critic_norm="batch")
+
+
+def test_the_penalty_under_cpu_autocast_is_computed_in_fp32():
+    """Under bf16 autocast (``--trainer.precision bf16-mixed``) the penalty leaves autocast: the
+    same value as in fp32, to fp32 rounding, not bf16's (about 3 significant digits)."""
+    torch.manual_seed(0)
+    model = WGANGP(data_shape=(3, 32, 32), g_width=8, d_width=8)
+    real, fake, eps = batch((3, 32, 32))
+    fp32 = gradient_penalty(model.critic, real, fake, eps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = gradient_penalty(model.critic, real, fake, eps)
+        in_bf16 = model.critic(real)  # what autocast does to the critic elsewhere
+    assert in_bf16.dtype == torch.bfloat16 and amp.dtype == torch.float32
+    torch.testing.assert_close(amp, fp32, rtol=1e-5, atol=1e-7)

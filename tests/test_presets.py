@@ -12,7 +12,7 @@ from PIL import Image
 
 from lightning_gans.data.datasets import native_channels
 from lightning_gans.nets import build_critic, build_generator
-from tests.helpers import QUIET, ROOT, cli_args, fit, fit_cli, run_module
+from tests.helpers import QUIET, ROOT, fit, fit_cli
 
 PRESETS = sorted((ROOT / "configs" / "experiments").glob("*/*.yaml"))
 
@@ -161,17 +161,6 @@ def test_ema_and_schedule_survive_save_and_resume(tmp_path):
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert generator_gap(resumed.model) > 0
     assert [o.param_groups[0]["lr"] for o in resumed.trainer.optimizers] == [0.0, 0.0]
-
-
-def test_bad_ema_and_schedule_values_are_config_errors(tmp_path):
-    for flag, value, needle in [
-        ("--model.lr_schedule", "cosine", "valid: constant, linear"),
-        ("--model.ema_decay", "1.5", "ema_decay must be in [0, 1)"),
-        ("--model.arch", "vit", "valid: dcgan, resnet"),
-        ("--model.critic_schedule", "bursty", "valid: constant, wgan"),
-    ]:
-        proc = run_module("fit", *cli_args(tmp_path, "toy/wgan_gp", flag, value), timeout=120)
-        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr[-1000:]
 
 
 class Spy(L.Callback):

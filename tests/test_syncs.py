@@ -86,6 +86,15 @@ def test_a_steady_state_step_makes_no_host_sync(case, tmp_path):
     assert counter.calls == [], "\n".join(counter.calls[:10])
 
 
+@pytest.mark.parametrize("case", ["wgan_gp", "vae"])
+def test_a_step_after_a_logging_step_makes_no_host_sync(case, tmp_path):
+    """Lightning keeps the figures of the last logging step and, at the end of every later
+    step, turns the progress bar's into numbers (``.item()``) unless they are forgotten."""
+    config, extra = CASES[case]
+    counter = fit_counted(tmp_path, config, *extra, at=12, steps=14)  # the 10th step logged
+    assert counter.calls == [], "\n".join(counter.calls[:10])
+
+
 def test_the_counter_sees_a_sync(tmp_path):
     """The counter is not blind: a logging step does sync (the guard and the logs are read)."""
     counter = fit_counted(tmp_path, "toy/wgan_gp", at=9, steps=10)  # the 10th step logs

@@ -116,7 +116,7 @@ class AdversarialModule(GenerativeModule):
         loss, metrics = self.critic_loss(real, fake, noise)
         opt_d.zero_grad(set_to_none=True)  # also drops what the last generator step left in D
         # not counted in global_step (docs/design.md#global-step-counts-generator-iterations)
-        self.update(opt_d, loss + touch_every_parameter(self.generator), counted=False)
+        self.update(opt_d, touch_every_parameter(loss, self.generator), counted=False)
         metrics |= self.after_critic_step() or {}
         return {"d_loss": loss.detach()} | {k: v.detach() for k, v in metrics.items()}
 

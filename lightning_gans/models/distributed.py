@@ -11,13 +11,14 @@ def is_distributed() -> bool:
     return torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
 
-def touch_every_parameter(net: torch.nn.Module) -> Tensor | float:
-    """0 * the sum of net's weights, added to a loss: under DDP every parameter must take part in
+def touch_every_parameter(loss: Tensor, net: torch.nn.Module) -> Tensor:
+    """``loss`` + 0 * the sum of net's weights: under DDP every parameter must take part in
     every backward (plain strategy="ddp" raises otherwise, also for a single process, as in a
-    one-task SLURM job); without a process group it is skipped."""
+    one-task SLURM job). Without a process group, ``loss`` itself: not even the addition, whose
+    graph node costs host time in every critic update."""
     if not torch.distributed.is_initialized():
-        return 0.0
-    return 0.0 * sum(p.sum() for p in net.parameters())
+        return loss
+    return loss + 0.0 * sum(p.sum() for p in net.parameters())
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

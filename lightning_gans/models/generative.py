@@ -52,10 +52,12 @@ class GenerativeModule(L.LightningModule):
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
         self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
-        self._logged_at = -1  # the last step whose training figures were logged
+        self._logged = False  # whether this step's training figures were logged
         self._loaded_step = 0  # the global_step of the checkpoint loaded, if any
         self._loaded_optimizers: int | None = None  # and how many optimizer states it held
         self.lean = False  # updates skip Lightning's hook dispatch (set when training starts)
+        self._noise: torch.Generator | None = None  # step_noise's, reseeded every step
+        self._logging = True  # whether this step's figures are logged (on_train_batch_start)
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -108,8 +110,11 @@ class GenerativeModule(L.LightningModule):
         return self.keyed_seed(self.global_step)
 
     def step_noise(self) -> torch.Generator:
-        """The random stream of one training step (``step_seed``), on the model's device."""
-        return torch.Generator(self.device).manual_seed(self.step_seed())
+        """The random stream of one training step (``step_seed``), on the model's device: one
+        generator, reseeded at every step (a new one per step costs host time)."""
+        if self._noise is None or self._noise.device != self.device:
+            self._noise = torch.Generator(self.device)
+        return self._noise.manual_seed(self.step_seed())
 
     def eval_noise(self, batch_idx: int) -> torch.Generator:
         """The random stream of one validation or test batch: a function of (seed, batch,
@@ -132,20 +137,29 @@ class GenerativeModule(L.LightningModule):
         # each update in an uninterrupted run, but resumes one ahead from a checkpoint written
         # at the end of a fit: an extended run would log other steps than a straight one.
         self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
+        self._logging = self.trainer._logger_connector.should_update_logs  # once per step
+        # Lightning reads the last logged figures again at the end of every later step, and
+        # turns the progress bar's into numbers with .item(): a wait for the device per step.
+        # Once the logging step has written them they are forgotten (the trainer keeps their
+        # values in callback_metrics and progress_bar_metrics).
+        if self._logged:
+            self.trainer._results.reset(metrics=False, fx="training_step")
+            self._logged = False
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # A stop (time limit, signal) makes Lightning log the step it stops at whatever the
         # cadence: with nothing logged there it would repeat the last logged values under it.
-        if self.trainer.should_stop and self._logged_at != self.global_step:
+        if self.trainer.should_stop and not self._logged:
             self.trainer._results.reset(metrics=False, fx="training_step")
 
     def logging_step(self) -> bool:
-        """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``).
-        ``self.log`` on the other steps is thrown away, yet it builds Lightning's result objects
-        every time (measured: 0.69 s of 5.1 s over 100 toy8 GAN iterations on a CPU), so the
-        models log only on these steps (docs/design.md#private-lightning-apis)."""
-        connector = getattr(self._trainer, "_logger_connector", None)
-        return connector is None or connector.should_update_logs
+        """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``;
+        outside a fit, always). ``self.log`` on the other steps is thrown away, yet it builds
+        Lightning's result objects every time (measured: 0.69 s of 5.1 s over 100 toy8 GAN
+        iterations on a CPU), so the models log only on these steps
+        (docs/design.md#private-lightning-apis). Asked of Lightning once per step, when it
+        starts: a step asks several times, and each asking costs host time."""
+        return self._logging
 
     def log_train(self, metrics: dict[str, Tensor], batch_size: int) -> None:
         """``train/<name>`` for each metric, averaged across ranks, on logging steps only."""
@@ -155,7 +169,7 @@ class GenerativeModule(L.LightningModule):
         logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.log_step()
-        self._logged_at = self.global_step
+        self._logged = True
 
     def log_eval(self, metrics: dict[str, Tensor], batch_size: int) -> None:
         """``val/<name>`` (or ``test/<name>``) for each metric, averaged across ranks."""

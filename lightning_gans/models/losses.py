@@ -26,12 +26,15 @@ def input_grad_norm(
     critic: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, create_graph: bool = False
 ) -> torch.Tensor:
     """||grad_x f(x)||_2 per sample, the norm taken over every non-batch dimension. (B,)"""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        # Autocast would run the critic in reduced precision and the norm would inherit its
+        # rounding; the penalty is computed in fp32 (PyTorch's AMP notes, "gradient penalty").
+        # Only then: the context costs host time in every critic update.
+        with torch.autocast(device_type=device, enabled=False):
+            return input_grad_norm(critic, x.float(), create_graph)
     x = x.detach().requires_grad_(True)
-    # Autocast would run the critic in reduced precision and the norm would inherit its
-    # rounding; the penalty is computed in fp32 (PyTorch's AMP notes, "gradient penalty").
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        out = critic(x.float())
-        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=create_graph)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
     return grad.flatten(1).norm(2, dim=1)
 
 

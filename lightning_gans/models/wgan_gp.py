@@ -55,7 +55,7 @@ class WGANGP(AdversarialModule):
         emd = critic_emd(self.critic(real), self.critic(fake))
         eps = self.rand(len(real), noise=noise)  # one interpolation weight per sample
         gp = gradient_penalty(self.critic, real, fake, eps)
-        return -emd + self.hparams.gp_lambda * gp, {"critic_emd": emd, "gradient_penalty": gp}
+        return self.hparams.gp_lambda * gp - emd, {"critic_emd": emd, "gradient_penalty": gp}
 
     def generator_loss(self, f_fake: Tensor) -> Tensor:
         return -f_fake.mean()

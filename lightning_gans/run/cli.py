@@ -233,9 +233,15 @@ class GANCLI(LightningCLI):
             plugins.append(slurm_environment())
         kwargs["plugins"] = plugins
         try:
-            return super().instantiate_trainer(**kwargs)
+            trainer = super().instantiate_trainer(**kwargs)
         except (TypeError, ValueError, ImportError) as e:  # Lightning's word on a bad value
             raise trainer_error(e) from e
+        # Lightning calls every hook of every callback at every step, which costs host time:
+        # an option group switched off is left out of the loop (its options stay as given)
+        summary = config.trainer.enable_model_summary is not False  # ours, like Lightning's
+        trainer.callbacks = [c for c in trainer.callbacks if not getattr(c, "switched_off", False)
+                             and (summary or not isinstance(c, ParameterSummary))]  # fmt: skip
+        return trainer
 
     def after_validate(self) -> None:
         finish_wandb(self.trainer)

@@ -34,6 +34,10 @@ class TransportDistance(L.Callback):
         self.n_points = n_points
         self.seed = seed
 
+    @property
+    def switched_off(self) -> bool:  # the CLI leaves it out of the trainer's callbacks
+        return self.n_points == 0
+
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         self.measure(trainer, pl_module, "val_set", "val")
 
@@ -111,6 +115,10 @@ class PeriodicImageQuality(L.Callback):
         self.n_real = n_real or n_samples
         self.quality = None
         self.measured_at = -1  # the step last measured: once per step, whatever calls the hook
+
+    @property
+    def switched_off(self) -> bool:  # the CLI leaves it out of the trainer's callbacks
+        return self.every == 0
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule

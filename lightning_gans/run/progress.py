@@ -16,6 +16,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, Timer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+REDRAW_EVERY = 0.1  # seconds: rich redraws a live bar 10 times a second
+
 
 class StepProgressBar(ProgressBar):
     """Counts generator steps (``trainer.global_step``) against ``trainer.max_steps``."""
@@ -29,6 +31,7 @@ class StepProgressBar(ProgressBar):
         self.start = (0, 0.0)  # (step, time) at the start of this process's training
         self.mark = (0, 0.0)  # (step, time) of the last line: the rate is measured since it
         self.printed = -1  # the step of the last plain line
+        self.shown_at = 0.0  # when the bar's fields were last updated
 
     def disable(self) -> None:
         self.enabled = False
@@ -88,10 +91,12 @@ class StepProgressBar(ProgressBar):
             return
         step = trainer.global_step
         if self.bar is not None:
-            fields = {"rate": f"{self.rate(step):.2f}", "eta": self.eta(trainer)}
-            if step % max(1, trainer.log_every_n_steps) == 0:  # metrics change on logging steps
-                fields["metrics"] = self.shown_metrics(trainer, pl_module)
-            self.bar.update(self.task, completed=step, **fields)
+            now = time.monotonic()
+            if now - self.shown_at >= REDRAW_EVERY:  # fresher fields would never be drawn
+                self.shown_at = now
+                rate, eta = f"{self.rate(step):.2f}", self.eta(trainer)
+                metrics = self.shown_metrics(trainer, pl_module)
+                self.bar.update(self.task, completed=step, rate=rate, eta=eta, metrics=metrics)
         elif self.print_every > 0 and step % self.print_every == 0:
             self.print_line(trainer, pl_module)
         if self.print_every > 0 and step % self.print_every == 0:
@@ -103,6 +108,7 @@ class StepProgressBar(ProgressBar):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
+            self.bar.update(self.task, completed=trainer.global_step)  # the last step drawn
             self.bar.stop()
             self.bar = None
         elif self.enabled and trainer.is_global_zero and self.printed != trainer.global_step:

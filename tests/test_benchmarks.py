@@ -1,0 +1,38 @@
+"""The null-workload benchmarks run end to end, as ``make bench`` and benchmarks/README.md run
+them, on a few iterations: their figures are of the right kind, not the figures themselves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+SHORT = ["--iters", "30", "--warmup", "5", "--rounds", "1"]
+
+
+def run(script: str) -> str:
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *SHORT], cwd=ROOT, text=True,
+                          capture_output=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_the_null_workload_reports_each_variant_against_the_plain_loop():
+    out = run("null_workload.py")
+    for variant in ("as configured", "logging off", "hooked updates"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{variant}: added"))
+        lightning, plain = map(float, re.search(r"Lightning ([\d.]+) ms, plain ([\d.]+) ms",
+                                                line).groups())  # fmt: skip
+        assert lightning > 0 and plain > 0
+
+
+def test_the_breakdown_adds_up_to_the_added_time():
+    rows = dict(re.findall(r"^\| (.+?) \| (-?[\d.]+) \|", run("null_breakdown.py"), re.M))
+    parts = {k: float(v) for k, v in rows.items()}
+    added = parts["Lightning iteration"] - parts["plain iteration"]
+    assert abs(parts["added"] - added) < 1e-3
+    # the loop's parts, the step's parts and the updates account for all of it
+    summed = sum(v for k, v in parts.items() if k.startswith(("loop:", "step:", "the updates")))
+    assert abs(summed - added) < 1e-3 and parts["step: logging (self.log, logging steps)"] > 0
