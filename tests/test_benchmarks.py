@@ -32,7 +32,8 @@ def test_the_breakdown_adds_up_to_the_added_time():
     rows = dict(re.findall(r"^\| (.+?) \| (-?[\d.]+) \|", run("null_breakdown.py"), re.M))
     parts = {k: float(v) for k, v in rows.items()}
     added = parts["Lightning iteration"] - parts["plain iteration"]
-    assert abs(parts["added"] - added) < 1e-3
+    assert abs(parts["added"] - added) <= 3 * 0.0005 + 1e-9  # each printed to 0.001
     # the loop's parts, the step's parts and the updates account for all of it
-    summed = sum(v for k, v in parts.items() if k.startswith(("loop:", "step:", "the updates")))
-    assert abs(summed - added) < 1e-3 and parts["step: logging (self.log, logging steps)"] > 0
+    terms = [v for k, v in parts.items() if k.startswith(("loop:", "step:", "the updates"))]
+    assert len(terms) == 14 and abs(sum(terms) - added) <= (len(terms) + 2) * 0.0005 + 1e-9
+    assert parts["step: logging (self.log, logging steps)"] > 0  # the timers are in place
