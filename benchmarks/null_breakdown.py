@@ -53,11 +53,14 @@ LOOP = [
     (EpochLoop, "_build_kwargs", "training_step's signature (_build_kwargs)"),
     (EpochLoop, "update_lr_schedulers", "scheduler bookkeeping"),
 ]
-# ... and the template's own step
+# ... the template's step and its updates ...
 STEP = [
     (AdversarialModule, "training_step", "training_step"),
     (AdversarialModule, "critic_update", "critic updates"),
     (AdversarialModule, "generator_update", "generator update"),
+]
+# ... and the step's own work around the updates
+OWN = [
     (GenerativeModule, "log_train", "logging (self.log, logging steps)"),
     (GenerativeModule, "check_finite", "finiteness guard"),
     (GenerativeModule, "step_noise", "the step's noise generator"),
@@ -76,7 +79,7 @@ class Timers:
         loop_depth = [0]
         for owner, name, part in LOOP:
             self.wrap(owner, name, part, loop_depth)
-        for owner, name, part in STEP:
+        for owner, name, part in STEP + OWN:
             self.wrap(owner, name, part, [0])
 
     def wrap(self, owner, name: str, part: str, depth: list[int]) -> None:
@@ -147,7 +150,7 @@ def breakdown(iters: int, warmup: int, seed: int, root: str) -> dict[str, float]
         out["Lightning iteration"] - ms("training_step") - sum(loop.values())
     )
     updates = ms("critic updates") + ms("generator update")
-    own = {part: ms(part) for _, _, part in STEP[3:]}
+    own = {part: ms(part) for _, _, part in OWN}
     out |= {f"step: {part}": value for part, value in own.items()}
     out["step: the rest (metrics, Python)"] = ms("training_step") - updates - sum(own.values())
     out["the updates minus the plain iteration"] = updates - out["plain iteration"]

@@ -60,9 +60,9 @@ def gan_loop(
         G.compile(), D.compile()
 
     def autocast(enabled: bool = True):  # without AMP, no context at all: it costs host time
-        if amp is None or not enabled:
-            return nullcontext() if amp is None else torch.autocast(dev.type, enabled=False)
-        return torch.autocast(dev.type, dtype=amp)
+        if amp is None:
+            return nullcontext()
+        return torch.autocast(dev.type, dtype=amp, enabled=enabled)
 
     g_batch = hp["batch_size"] * hp.get("g_batch_factor", 1)
     if model == "wgan":

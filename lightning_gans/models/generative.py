@@ -52,7 +52,6 @@ class GenerativeModule(L.LightningModule):
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
         self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
-        self._logged = False  # whether this step's training figures were logged
         self._loaded_step = 0  # the global_step of the checkpoint loaded, if any
         self._loaded_optimizers: int | None = None  # and how many optimizer states it held
         self.lean = False  # updates skip Lightning's hook dispatch (set when training starts)
@@ -137,19 +136,18 @@ class GenerativeModule(L.LightningModule):
         # each update in an uninterrupted run, but resumes one ahead from a checkpoint written
         # at the end of a fit: an extended run would log other steps than a straight one.
         self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
-        self._logging = self.trainer._logger_connector.should_update_logs  # once per step
+        logged, self._logging = self._logging, self.trainer._logger_connector.should_update_logs
         # Lightning reads the last logged figures again at the end of every later step, and
         # turns the progress bar's into numbers with .item(): a wait for the device per step.
         # Once the logging step has written them they are forgotten (the trainer keeps their
         # values in callback_metrics and progress_bar_metrics).
-        if self._logged:
+        if logged:
             self.trainer._results.reset(metrics=False, fx="training_step")
-            self._logged = False
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # A stop (time limit, signal) makes Lightning log the step it stops at whatever the
         # cadence: with nothing logged there it would repeat the last logged values under it.
-        if self.trainer.should_stop and not self._logged:
+        if self.trainer.should_stop and not self._logging:
             self.trainer._results.reset(metrics=False, fx="training_step")
 
     def logging_step(self) -> bool:
@@ -169,7 +167,6 @@ class GenerativeModule(L.LightningModule):
         logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.log_step()
-        self._logged = True
 
     def log_eval(self, metrics: dict[str, Tensor], batch_size: int) -> None:
         """``val/<name>`` (or ``test/<name>``) for each metric, averaged across ranks."""
