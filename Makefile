@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 PY     := $(VENV)/bin/python
 MODEL  ?= wgan
 MODELS := $(sort $(basename $(notdir $(wildcard configs/*.yaml))))
@@ -16,12 +16,13 @@ ARGS   ?=
 # W&B: offline unless you are logged in; WANDB=online|offline|disabled forces a mode.
 WANDB_ENV = $(if $(WANDB),WANDB_MODE=$(WANDB),)
 LOGGER_ARG = $(if $(LOGGER),--run.logger $(LOGGER),)
-# RESUME=<checkpoint or run directory> continues a run in its own directory
+# RESUME=<checkpoint or run directory> continues a run in its own directory (placed after
+# ARGS, so that a --config in ARGS, a run's own config.yaml say, never cancels it)
 RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)$(if $(TRUST), --weights_only false,)
 # TRUST=1: read RESUME/CKPT as a full pickle, for a file you trust (it may run code)
 TRUST_TOOL = $(if $(TRUST),--trust-checkpoint,)
 
-.PHONY: help install train test test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
+.PHONY: help install train test test-contract test-floor test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
 	classifier fetch-weights eval sample bench gpu-check check-ckpt
 
 help: ## show this help
@@ -51,10 +52,23 @@ check-model:
 	@test -z "$(EXP)" -o -f "configs/experiments/$(EXP)/$(MODEL).yaml" || { echo "no preset EXP '$(EXP)' for MODEL '$(MODEL)'; presets: $(foreach e,$(EXPS),$(e) ($(basename $(notdir $(wildcard configs/experiments/$(e)/*.yaml)))))" | sed 's/ )/)/g' >&2; exit 2; }
 
 train: check-model install ## train: MODEL=<name> or CONFIG=<file.yaml> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir [TRUST=1]] [WANDB=online] [LOGGER=csv]
-	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(RESUME_ARG) $(ARGS)
+	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(ARGS) $(RESUME_ARG)
 
 test: install ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -q
+
+# The lowest versions pyproject.toml allows, in a second environment: training, resume,
+# preemption, eval, sample, validate, the Lightning canaries and W&B
+FLOOR_TESTS = tests/test_lightning_internals.py tests/test_model_contract.py tests/test_resume.py \
+	tests/test_preemption.py tests/test_cli.py tests/test_evaluation.py tests/test_tracking.py \
+	tests/test_fork_safety.py
+test-floor: ## the floor versions (constraints-floor.txt) in .venv-floor: a subset of the suite
+	$(MAKE) install VENV=.venv-floor CONSTRAINTS=constraints-floor.txt
+	VENV=.venv-floor CONSTRAINTS=constraints-floor.txt .venv-floor/bin/python -m pytest -q $(FLOOR_TESTS)
+
+CONTRACT ?=
+test-contract: install ## the template's contract for each model, yours too: CONTRACT=pkg.Class=config.yaml[,...]
+	CONTRACT="$(CONTRACT)" $(PY) -m pytest -q tests/test_model_contract.py
 
 test-slow: install ## run the slow tests as well
 	$(PY) -m pytest -q -m "not slurm"

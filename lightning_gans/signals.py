@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 from typing import Any
 
 CAUGHT = (signal.SIGUSR1, signal.SIGTERM)
@@ -24,8 +25,16 @@ def _record(signum: int, frame: Any) -> None:
     received.append(signum)
 
 
+def main_thread() -> bool:
+    """Whether this is the main thread: Python delivers signals there, and only there can a
+    handler be set (a fit in a thread of a search tool has no signals to act on)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def catch_signals() -> None:
-    """From now on SIGUSR1 and SIGTERM are only recorded (idempotent)."""
+    """From now on SIGUSR1 and SIGTERM are only recorded (idempotent; in the main thread)."""
+    if not main_thread():
+        return
     for sig in CAUGHT:
         if signal.getsignal(sig) is not _record:
             _previous[sig] = signal.getsignal(sig)
@@ -34,6 +43,8 @@ def catch_signals() -> None:
 
 def release_signals() -> None:
     """The handlers from before ``catch_signals``, back in place; the record is cleared."""
+    if not main_thread():
+        return
     for sig, handler in _previous.items():
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     _previous.clear()

@@ -63,7 +63,7 @@ def stand_in_features(monkeypatch):
     import lightning_gans.metrics.image_quality as iq
     from lightning_gans.metrics.features import DomainClassifier, DomainFeatures
 
-    monkeypatch.setattr(iq, "load_inception", lambda cache: StandInInception())
+    monkeypatch.setattr(iq, "load_inception", lambda cache, dataset=None: StandInInception())
     domain = lambda dataset, size, channels, cache: DomainFeatures(DomainClassifier(channels, 10))  # noqa: E731
     monkeypatch.setattr(iq, "load_domain_features", domain)
 

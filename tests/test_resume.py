@@ -240,7 +240,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_the_finiteness_guard_acts_with_logging_off(tmp_path, monkeypatch):
     """log_every_n_steps 0: the guard still stops the run within GUARD_EVERY steps of a NaN,
     not at the next save (with a NaN at step 3 the run used to train on to step 40)."""
-    from lightning_gans.models.generative import GUARD_EVERY
+    from lightning_gans.models.finiteness import GUARD_EVERY
 
     original = WGAN.generator_loss
     steps = []

@@ -98,10 +98,28 @@ class DomainFeatures(nn.Module):
         return self.classifier.features(x.float() * 2 - 1)
 
 
+# the data sets with class labels, so with a domain classifier; the others (a folder of one's
+# own images, CelebA) are measured in Inception's features only
+LABELLED = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
+
+
+def inception_needed(dataset: str) -> str:
+    """What a data set without labels needs for FID: the one way that works, offline too."""
+    return (
+        f"dataset {dataset!r} has no class labels, so no domain classifier can be trained for "
+        f"it; its FID/KID use Inception's features (make eval FEATURES=inception, or "
+        f"--fid.features inception), which need the weights file {inception_path()}: "
+        f"`make fetch-weights` with internet, or download {INCEPTION_URL} on another machine "
+        "and copy it there"
+    )
+
+
 def load_domain_features(
     dataset: str, image_size: int, channels: int, cache: str | Path = "data"
 ) -> DomainFeatures:
     """The saved classifier's features, or a one-line error saying how to train it."""
+    if dataset not in LABELLED:
+        raise DataError(inception_needed(dataset))
     path = classifier_path(dataset, image_size, cache)
     if not path.is_file():
         raise DataError(
@@ -116,14 +134,18 @@ def load_domain_features(
     return DomainFeatures(net, saved.get("test_accuracy"))
 
 
-def check_inception(cache: str | Path = "data") -> Path:
+def check_inception(cache: str | Path = "data", dataset: str | None = None) -> Path:
     """The cached Inception weights, or a one-line error saying how to get them."""
     path = inception_path(cache)
     if not path.is_file():
+        offline = (
+            "offline, use the domain features (FEATURES=domain) instead"
+            if dataset is None or dataset in LABELLED
+            else f"{dataset!r} has no labels for domain features, so FID needs these weights"
+        )
         raise DataError(
             f"Inception weights not found at {path}: run `make fetch-weights` (needs internet), "
-            f"or download {INCEPTION_URL} elsewhere and copy it there; "
-            "offline, use the domain features (make classifier) instead"
+            f"or download {INCEPTION_URL} elsewhere and copy it there; {offline}"
         )
     if sha256_prefix(path) != INCEPTION_SHA256_PREFIX:
         raise DataError(
@@ -133,9 +155,9 @@ def check_inception(cache: str | Path = "data") -> Path:
     return path
 
 
-def load_inception(cache: str | Path = "data") -> nn.Module:
+def load_inception(cache: str | Path = "data", dataset: str | None = None) -> nn.Module:
     """torch-fidelity's Inception-v3 (2048-d pool features; ``fc`` gives the logits) from the
     cached weights, through torchmetrics."""
     from torchmetrics.image.fid import NoTrainInceptionV3
 
-    return NoTrainInceptionV3("inception-v3-compat", ["2048"], str(check_inception(cache)))
+    return NoTrainInceptionV3("inception-v3-compat", ["2048"], str(check_inception(cache, dataset)))

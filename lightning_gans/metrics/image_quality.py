@@ -67,7 +67,7 @@ class ImageQuality:
         self.prefix = "" if self.inception else "domain_"
         self.device = torch.device(device)
         if self.inception:
-            self.net = load_inception(cache)
+            self.net = load_inception(cache, dataset)
             self.dim = 2048
         else:
             self.net = load_domain_features(dataset, image_size, channels, cache)

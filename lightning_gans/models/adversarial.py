@@ -179,6 +179,11 @@ class AdversarialModule(GenerativeModule):
             return opts
         return opts, schedules.linear_decay(opts, self.trainer.max_steps)
 
+    @classmethod
+    def schedule_over_max_steps(cls, hparams: dict) -> str | None:
+        linear = hparams.get("lr_schedule") == "linear"  # decays to 0 at the last step
+        return "--model.lr_schedule linear" if linear else None
+
     def schedulers(self) -> list:
         found = self.lr_schedulers()
         return [] if found is None else found if isinstance(found, list) else [found]

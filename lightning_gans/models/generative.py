@@ -9,16 +9,20 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from lightning_gans.errors import ConfigError, NonFiniteLossError, require
-from lightning_gans.models.distributed import is_distributed
+from lightning_gans.errors import ConfigError, require
+from lightning_gans.lightning_internals import (
+    align_log_counter,
+    count_optimizer_step,
+    forget_step_figures,
+    label_epoch_rows,
+    should_update_logs,
+)
+from lightning_gans.models.finiteness import FinitenessGuard
 from lightning_gans.models.lean import lean_path_allowed
 from lightning_gans.models.options import check_options, model_rules
 
-NEVER = torch.iinfo(torch.long).max  # "no non-finite loss yet", above every step
-GUARD_EVERY = 10  # steps between finiteness checks when nothing is logged
 
-
-class GenerativeModule(L.LightningModule):
+class GenerativeModule(FinitenessGuard, L.LightningModule):
     """Base of every model. Its options are keyword-only; a subclass lists its own and forwards
     the rest as ``**kwargs``. Every constructor argument of the whole chain is saved as
     ``self.hparams``, so ``load_from_checkpoint(path)`` needs no config.
@@ -51,12 +55,13 @@ class GenerativeModule(L.LightningModule):
         # the latent batch of every sample picture of a run: a buffer, so it is checkpointed
         fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed)  # (64, latent_dim)
-        self._first_bad: dict[str, Tensor] = {}  # loss name -> first non-finite step, or NEVER
+        self._first_bad: dict[str, Tensor] = {}  # finiteness guard: loss -> first bad step
         self._loaded_step = 0  # the global_step of the checkpoint loaded, if any
         self._loaded_optimizers: int | None = None  # and how many optimizer states it held
         self.lean = False  # updates skip Lightning's hook dispatch (set when training starts)
         self._noise: torch.Generator | None = None  # step_noise's, reseeded every step
         self._logging = True  # whether this step's figures are logged (on_train_batch_start)
+        self._own_figures: set[str] = set()  # what log_train and log_step log in a step
 
     def decode(self, z: Tensor, ema: bool = True) -> Tensor:
         """z -> data space; ``ema``: with averaged weights where the model keeps them."""
@@ -76,7 +81,16 @@ class GenerativeModule(L.LightningModule):
     @property
     def eval_stage(self) -> str:
         """``val`` or ``test``: the prefix of the figures an evaluation step logs."""
-        return "test" if self._trainer is not None and self.trainer.testing else "val"
+        trainer = self.attached_trainer
+        return "test" if trainer is not None and trainer.testing else "val"
+
+    @property
+    def attached_trainer(self) -> L.Trainer | None:
+        """The trainer, or None outside one (Lightning's ``trainer`` raises there)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     @torch.no_grad()
     def sample(self, n: int | None = None, z: Tensor | None = None, ema: bool = True) -> Tensor:
@@ -132,23 +146,25 @@ class GenerativeModule(L.LightningModule):
     # --- one step label: docs/design.md#one-step-label ----------------------------------------
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Lightning's log-step counter (which picks the logging steps) equals global_step before
-        # each update in an uninterrupted run, but resumes one ahead from a checkpoint written
-        # at the end of a fit: an extended run would log other steps than a straight one.
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
-        logged, self._logging = self._logging, self.trainer._logger_connector.should_update_logs
+        align_log_counter(self.trainer, self.global_step)
+        logged, self._logging = self._logging, should_update_logs(self.trainer)
         # Lightning reads the last logged figures again at the end of every later step, and
         # turns the progress bar's into numbers with .item(): a wait for the device per step.
-        # Once the logging step has written them they are forgotten (the trainer keeps their
-        # values in callback_metrics and progress_bar_metrics).
+        # Once the logging step has written them, the template's own are forgotten (the
+        # trainer keeps their values in callback_metrics and progress_bar_metrics); a fork's
+        # own self.log figures are Lightning's, as documented.
         if logged:
-            self.trainer._results.reset(metrics=False, fx="training_step")
+            forget_step_figures(self.trainer, self._own_figures)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # A stop (time limit, signal) makes Lightning log the step it stops at whatever the
         # cadence: with nothing logged there it would repeat the last logged values under it.
         if self.trainer.should_stop and not self._logging:
-            self.trainer._results.reset(metrics=False, fx="training_step")
+            forget_step_figures(self.trainer, self._own_figures)
+
+    def on_train_epoch_end(self) -> None:
+        # a fork's on_epoch=True figures: their row reads this step, as its step rows do
+        label_epoch_rows(self.trainer, self.global_step)
 
     def logging_step(self) -> bool:
         """Whether Lightning writes this step's training metrics (every ``log_every_n_steps``;
@@ -166,6 +182,7 @@ class GenerativeModule(L.LightningModule):
         self.verify_finite()
         logged = {f"train/{k}": v.detach() for k, v in metrics.items()}
         self.log_dict(logged, prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self._own_figures.update(logged)
         self.log_step()
 
     def log_eval(self, metrics: dict[str, Tensor], batch_size: int) -> None:
@@ -179,8 +196,10 @@ class GenerativeModule(L.LightningModule):
         names of this step's checkpoint and pictures and in its FID row. Lightning's own label
         is one lower during training, and 0 for ``validate``/``test`` of a checkpoint; a metric
         named ``step`` replaces it (docs/design.md#one-step-label)."""
-        fitting = self._trainer is None or self.trainer.state.fn == "fit"
+        trainer = self.attached_trainer
+        fitting = trainer is None or trainer.state.fn == "fit"
         self.log("step", float(self.global_step if fitting else self._loaded_step), batch_size=1)
+        self._own_figures.add("step")
 
     def update(self, optimizer, loss: Tensor, counted: bool) -> None:
         """Backward of ``loss``, then one step of ``optimizer`` (``self.optimizers()``'s).
@@ -190,11 +209,10 @@ class GenerativeModule(L.LightningModule):
         without the hook dispatch (docs/design.md#the-lean-update-path)."""
         if self.lean:
             loss.backward()
-            if counted:  # the progress counters LightningOptimizer.step keeps
-                optimizer._on_before_step()
-            optimizer.optimizer.step()
-            if counted:
-                optimizer._on_after_step()
+            if counted:  # with the progress counters LightningOptimizer.step keeps
+                count_optimizer_step(optimizer, optimizer.optimizer.step)
+            else:
+                optimizer.optimizer.step()
             return
         self.manual_backward(loss)
         if counted:
@@ -227,64 +245,19 @@ class GenerativeModule(L.LightningModule):
                     f"shape {list(value.shape)} here"
                 )
 
-    # --- the finiteness guard: docs/design.md#a-nan-stops-every-rank -------------------------
-
-    def check_finite(self, step: int | None = None, **losses: Tensor) -> None:
-        """Notes, on the device and without waiting for it, the first step (default: this one)
-        at which each loss was NaN/inf (steps only grow, so the minimum is the first).
-        ``verify_finite`` acts on it before anything is logged or saved."""
-        step = self.global_step if step is None else step
-        for name, value in losses.items():
-            first = self._first_bad.get(name)
-            if first is None:
-                first = self._first_bad[name] = torch.full((), NEVER, device=value.device)
-            bad_at = torch.where(torch.isfinite(value.detach()).all(), NEVER, step)
-            torch.minimum(first, bad_at, out=first)
-        # with logging off (log_every_n_steps 0) nothing would act on it until the next save:
-        # the guard must not depend on the logging cadence
-        off = self._trainer is not None and self.trainer.log_every_n_steps == 0
-        if off and step % GUARD_EVERY == 0:
-            self.verify_finite()
-
-    def verify_finite(self, weights: bool = False) -> None:
-        """Stops training if a loss was non-finite on any rank: on logging steps and before
-        every checkpoint save, so no checkpoint holds weights updated with it. With
-        ``weights`` (at a save) also if any parameter or buffer is: a finite loss can still
-        meet a non-finite gradient (fp32/bf16 overflow, Adam on an inf). The ranks agree (one
-        all-reduce), so every rank stops at the same step with the same error."""
-        names = sorted(self._first_bad)
-        firsts = [self._first_bad[n] for n in names]
-        if weights:
-            names.append("weights")
-            firsts.append(self._non_finite_weights_step())
-        if not firsts:
-            return
-        firsts = torch.stack(firsts)
-        if is_distributed():
-            torch.distributed.all_reduce(firsts, op=torch.distributed.ReduceOp.MIN)
-        firsts = firsts.tolist()  # the guard's one host sync
-        step = min(firsts)
-        if step == NEVER:
-            return
-        bad = [n for n, s in zip(names, firsts, strict=True) if s == step and n != "weights"]
-        if not bad:  # the losses were finite: the update itself went wrong
-            raise NonFiniteLossError(
-                f"non-finite weights at generator step {step} after finite losses; training "
-                "stopped, no checkpoint holds them (the last one on disk is from before)"
-            )
-        raise NonFiniteLossError(
-            f"non-finite loss at generator step {step}: {', '.join(bad)}; training stopped, "
-            "no checkpoint holds the weights after it"
-        )
-
-    def _non_finite_weights_step(self) -> Tensor:
-        """This step if any floating-point parameter or buffer is NaN/inf, else NEVER."""
-        tensors = [t for t in self.state_dict().values() if t.is_floating_point()]
-        finite = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
-        return torch.where(finite, NEVER, self.global_step).to(self.device)
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.verify_finite(weights=True)  # raising here writes nothing: the file on disk stays
+        trainer = self.attached_trainer
+        if trainer is not None:  # the length a schedule over max_steps was built for
+            checkpoint["max_steps"] = trainer.max_steps
+
+    @classmethod
+    def schedule_over_max_steps(cls, hparams: dict) -> str | None:
+        """The option that makes this model's learning rates a function of
+        ``--trainer.max_steps`` (say ``--model.lr_schedule linear``), else None. A resume with
+        another max_steps would then not continue the straight run, and is refused
+        (run/resume_rule.py). A fork whose schedule depends on max_steps says so here."""
+        return None
 
 
 def _no_closure() -> None:

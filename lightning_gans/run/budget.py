@@ -72,11 +72,12 @@ class AgreedTimer(Timer):
         return "Timer"  # the elapsed time in checkpoints written with Lightning's own Timer
 
     def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
-        if self._duration is None:
+        remaining = self.time_remaining()  # None without a duration
+        if remaining is None:
             return
         if not agreement_due(trainer.world_size, trainer.global_step, self.check_every):
             return
-        (over,) = any_rank([self.time_elapsed() >= self._duration], trainer.strategy.root_device)
+        (over,) = any_rank([remaining <= 0], trainer.strategy.root_device)
         if over and not trainer.should_stop:
             trainer.should_stop = True
             elapsed = timedelta(seconds=int(self.time_elapsed(RunningStage.TRAINING)))

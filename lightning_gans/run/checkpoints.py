@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
 from lightning_gans.errors import require
+from lightning_gans.lightning_internals import lightning_sigterm_off, stop_without_extra_validation
 from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
 from lightning_gans.run.run_dir import plain_name
 from lightning_gans.signals import (
@@ -33,12 +33,14 @@ from lightning_gans.signals import (
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file in the same directory, then renames it over the
-    target: a kill during a save leaves the previous file intact, never a truncated one."""
+    target: a kill during a save leaves the previous file intact, never a truncated one. The
+    file takes the umask as any other file does (a group can read a shared run's checkpoints)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
@@ -46,7 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(f.fileno())
             os.replace(tmp, path)  # atomic on POSIX within one file system
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
 
@@ -57,8 +59,15 @@ class PeriodicCheckpoint(ModelCheckpoint):
     over a preemption's checkpoint taken on an epoch's last step, that state starts the next
     epoch on resume, and the resumed run is no longer the uninterrupted one."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, dirpath: str | Path | None = None, **kwargs) -> None:
+        require(  # before Lightning's, which looks for the store's file-system package
+            dirpath is None or "://" not in str(dirpath),
+            "checkpoint.dirpath",
+            repr(dirpath),
+            "a local or shared directory (checkpoints are written atomically by rename, which "
+            "remote stores do not offer; train into a file system and copy the run)",
+        )
+        super().__init__(dirpath=dirpath, **kwargs)
         name = self.filename or ""
         require(
             "{step" in name and plain_name(name),
@@ -81,13 +90,20 @@ class PeriodicCheckpoint(ModelCheckpoint):
             "a directory (this is a file)",
         )
 
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.trainer = trainer
+
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         pass
 
-    def _monitor_candidates(self, trainer: L.Trainer) -> dict:
+    def format_checkpoint_name(self, metrics: dict, *args, **kwargs) -> str:
         # the models log a ``step`` (the row label) on logging steps only; Lightning would name
         # the file after that, which is stale between them: the file is named after this step
-        return super()._monitor_candidates(trainer) | {"step": torch.tensor(trainer.global_step)}
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            metrics = {**metrics, "step": torch.tensor(trainer.global_step)}
+        return super().format_checkpoint_name(metrics, *args, **kwargs)
 
 
 class LastCheckpoint(L.Callback):
@@ -119,9 +135,10 @@ class LastCheckpoint(L.Callback):
             return
         periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside periodic ones
         self.path = Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "last.ckpt"
-        catch_signals()  # already caught by the entry point; a fit started in Python gets it here
-        trainer._signal_connector.register_signal_handlers = _lightning_handlers_off
-        trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = _lightning_handlers_off
+        # already caught by the entry point; a fit started in Python gets it here, one started
+        # in another thread has no signals to catch (Python delivers them to the main thread)
+        catch_signals()
+        lightning_sigterm_off(trainer)
 
     @property
     def requeue(self) -> bool:
@@ -177,20 +194,6 @@ class LastCheckpoint(L.Callback):
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # optimizers and loops too
         self.saved_step = trainer.global_step
-
-
-def stop_without_extra_validation(trainer: L.Trainer) -> None:
-    """Stops the fit after this step. Lightning validates at any stop; after a signal that
-    would add a row the uninterrupted run never logged (and delay the exit), so only a
-    validation due at this step anyway runs (docs/design.md#one-step-label)."""
-    epoch_loop = trainer.fit_loop.epoch_loop
-    due = epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher)  # before should_stop
-    trainer.should_stop = True
-    epoch_loop._skip_next_val = not due
-
-
-def _lightning_handlers_off(*args) -> None:
-    """In place of Lightning's SIGTERM handler and its per-step broadcast of it."""
 
 
 def requeue_if_preempted(trainer: L.Trainer) -> None:

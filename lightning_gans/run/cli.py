@@ -12,18 +12,19 @@ The callbacks every run gets are option groups of their own, shown by ``--print_
 from __future__ import annotations
 
 import math
-import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import GANDataModule
 from lightning_gans.errors import ConfigError
+from lightning_gans.lightning_internals import CheckpointHparamsHook
 from lightning_gans.models import GenerativeModule
 from lightning_gans.run.budget import AgreedTimer, apply_time_budget
 from lightning_gans.run.checkpoints import (
@@ -34,12 +35,12 @@ from lightning_gans.run.checkpoints import (
 )
 from lightning_gans.run.loggers import finish_wandb, make_loggers
 from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
+from lightning_gans.run.parsing import OneLineErrorParser, SaveRunConfig
 from lightning_gans.run.progress import StepProgressBar
 from lightning_gans.run.resume_rule import check_resume
 from lightning_gans.run.run_dir import (
     checkpoint_step,
     default_name,
-    git_commit,
     new_run_dir,
     read_checkpoint,
     requeued,
@@ -99,38 +100,7 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-class OneLineErrorParser(LightningArgumentParser):
-    """A bad flag or value ends with one line naming it, not a page of usage."""
-
-    NOISE = (
-        "Given value",
-        "Subtypes:",
-        "Errors:",
-        "- Expected a <class 'NoneType'>",
-        "Does not validate against any of the Union subtypes",
-    )
-
-    def error(self, message: str, ex: Exception | None = None):
-        lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()]
-        kept = [ln.removeprefix("- ") for ln in lines if not ln.startswith(self.NOISE)]
-        sys.stderr.write(f"error: {' '.join(kept)[:800]} (see --help for the valid options)\n")
-        sys.exit(2)
-
-
-class SaveRunConfig(SaveConfigCallback):
-    """Writes the resolved config to the run directory and records it, with the git commit,
-    in every logger."""
-
-    def save_config(self, trainer, pl_module, stage: str) -> None:
-        import yaml
-
-        config = self.parser.dump(self.config, skip_none=False, format="yaml")
-        values = {"config": yaml.safe_load(config), "git_commit": git_commit()}
-        for logger in trainer.loggers:
-            logger.log_hyperparams(values)
-
-
-class GANCLI(LightningCLI):
+class GANCLI(CheckpointHparamsHook):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """fit, validate and test. No ``predict``: samples are ``make sample`` (tools/sample.py),
@@ -155,7 +125,7 @@ class GANCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         check_run_options(self.config[subcommand] if subcommand else self.config)  # pre-seed
 
-    def _parse_ckpt_path(self) -> None:
+    def before_checkpoint_hparams(self) -> bool:
         """Lightning reads the model's options from ``--ckpt_path`` before any hook of ours: a
         corrupt file must be one line naming it first (docs/design.md#private-lightning-apis).
         A fit takes none of them: it must ask for the checkpoint's model, or is refused
@@ -163,13 +133,12 @@ class GANCLI(LightningCLI):
         ``test`` evaluate the checkpoint's model, as Lightning has them."""
         subcommand = self.config.get("subcommand")
         if not subcommand:
-            return
+            return False
         given = self.config[subcommand]
         if given.get("weights_only") is False and given.get("ckpt_path"):  # the user's opt-in
             trust(resolve_checkpoint(given.ckpt_path, check=False))
         path = resolve_checkpoint(given.get("ckpt_path"))
-        if subcommand != "fit" and not (path and trusted(path)):  # Lightning reads as data
-            super()._parse_ckpt_path()
+        return subcommand != "fit" and not (path and trusted(path))  # Lightning reads as data
 
     @property
     def active_config(self):
@@ -281,8 +250,28 @@ TRAINER_DEFAULTS = {
 }
 
 
+# One run at a time in a process: a parse changes the working directory for a moment and the
+# random state is the process's, so two runs in threads would disturb each other
+ONE_RUN = threading.Lock()
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
-    """The CLI object; ``run=False`` only builds model, data and trainer (used by the tests)."""
+    """The CLI object; ``run=False`` only builds model, data and trainer (used by the tests).
+    A second run started in another thread while one runs is refused in one line: concurrent
+    trials need processes."""
+    if not ONE_RUN.acquire(blocking=False):
+        raise ConfigError(
+            "another run is in progress in this process: runs in concurrent threads would "
+            "share the random state and the working directory; start each trial in its own "
+            "process (python -m lightning_gans fit ..., or a process pool)"
+        )
+    try:
+        return _build_cli(args, run)
+    finally:
+        ONE_RUN.release()
+
+
+def _build_cli(args: list[str] | None, run: bool) -> GANCLI:
     return GANCLI(
         GenerativeModule,
         GANDataModule,

@@ -8,41 +8,25 @@ import logging
 import os
 import warnings
 
-# Lightning's info lines
-UNSAID = (
-    "litlogger",
-    "Trainer already configured with model summary",
-    "Ignoring `Trainer(max_time=...)`",  # run/budget.py's AgreedTimer stands in for it
-    "Seed set to",  # config.yaml records the seed; said before a bad flag, it is a second line
-    "Restoring states from the checkpoint",  # the run report names the run; a 2nd error line
-)
-# warnings, by message
-UNWARNED = (
-    ".*LeafSpec.*",
-    ".*_pytree.*deprecated.*",
-    ".*does not have many workers.*",
-    ".*smaller than the logging interval.*",
-    ".*no pre-optimization state was saved.*",
-    # on a login node: Lightning's hint that srun exists is not about this run (make slurm is)
-    ".*The `srun` command is available.*",
-    # a resumed run writes into its own checkpoints/ again, by design
-    ".*Checkpoint directory .* exists and is not empty.*",
-)
+from lightning_gans.lightning_internals import LIGHTNING_INFO_UNSAID, LIGHTNING_WARNINGS_UNSAID
+
+# torch's warnings that say nothing about this run; Lightning's are with its internals
+TORCH_UNWARNED = (".*LeafSpec.*", ".*_pytree.*deprecated.*")
 
 
 class Unsaid(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in UNSAID)
+        return not any(text in record.getMessage() for text in LIGHTNING_INFO_UNSAID)
 
 
 def quiet_lightning() -> None:
-    """Filters ``UNSAID`` and ``UNWARNED`` (idempotent)."""
+    """Filters Lightning's messages (lightning_internals) and torch's (idempotent)."""
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, Unsaid) for f in logger.filters):
             logger.addFilter(Unsaid())
-    for message in UNWARNED:
+    for message in (*LIGHTNING_WARNINGS_UNSAID, *TORCH_UNWARNED):
         warnings.filterwarnings("ignore", message=message)
 
 

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_gans.errors import ConfigError
+from lightning_gans.lightning_internals import drop_wandb_anonymous
 from lightning_gans.run.run_dir import launcher_rank
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
@@ -85,50 +86,47 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
-class HistoryWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that it keeps a resumed run's history: the rows up to and
-    including the resume step stay in ``metrics.csv`` and the later ones are dropped (a run
-    resumed from an earlier checkpoint logs them again). Every row is labelled with the
-    generator updates done, so the rows of step s were all written by the time its
-    checkpoint was, and none of them is logged again (docs/design.md#one-step-label).
-    Lightning's own writer deletes the file (docs/design.md#private-lightning-apis)."""
-
-    def __init__(self, log_dir: str, keep_through: int | None) -> None:
-        self.keep_through = keep_through
-        super().__init__(log_dir)
-
-    def _check_log_dir_exists(self) -> None:  # Lightning's deletes an existing metrics.csv
-        path = Path(self.metrics_file_path)
-        if not path.is_file():
-            return
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            keys, rows = list(reader.fieldnames or []), list(reader)
-        if self.keep_through is None:  # not a resumed run: nothing of it to keep
-            path.unlink()
-            return
-        kept = [row for row in rows if float(row["step"]) <= self.keep_through]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(kept)
-        self.metrics_keys = sorted(keys)
+def kept_history(path: Path, keep_through: int | None) -> tuple[list[str], list[dict]]:
+    """The header and the rows of ``metrics.csv`` that a run resumed at generator step
+    ``keep_through`` keeps: those labelled up to and including it (a run resumed from an
+    earlier checkpoint logs the later ones again). Nothing for a run that is not resumed."""
+    if keep_through is None or not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        keys, rows = list(reader.fieldnames or []), list(reader)
+    return keys, [row for row in rows if float(row["step"]) <= keep_through]
 
 
 class HistoryCSVLogger(CSVLogger):
-    """``<run>/metrics.csv``, appended to when the run is resumed (``HistoryWriter``)."""
+    """Lightning's CSV logger into ``<run>/metrics.csv``, except that it keeps a resumed run's
+    history. Every row is labelled with the generator updates done, so the rows of step s were
+    all written by the time its checkpoint was, and none of them is logged again
+    (docs/design.md#one-step-label). Lightning's writer deletes an existing file when it
+    starts: the rows kept are read before and written back after."""
 
     def __init__(self, run_dir: Path, keep_through: int | None = None) -> None:
         super().__init__(str(run_dir), name="", version="")
         self.keep_through = keep_through
+        self.history_restored = False
 
     @property
     @rank_zero_experiment
-    def experiment(self) -> HistoryWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = HistoryWriter(self.log_dir, self.keep_through)
-        return self._experiment
+    def experiment(self) -> ExperimentWriter:
+        if self.history_restored:
+            return super().experiment
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        keys, rows = kept_history(path, self.keep_through)
+        writer = super().experiment  # deletes the file
+        if keys:
+            keys = sorted(keys)  # the writer's own order of the columns
+            with open(path, "w", newline="") as f:
+                table = csv.DictWriter(f, fieldnames=keys)
+                table.writeheader()
+                table.writerows(rows)
+            writer.metrics_keys = keys
+        self.history_restored = True
+        return writer
 
 
 class FallbackWandbLogger(WandbLogger):
@@ -137,23 +135,34 @@ class FallbackWandbLogger(WandbLogger):
     leaves the run logging offline, with one warning
     (docs/design.md#wandb-never-blocks-training)."""
 
+    fell_back = False  # whether the run logs offline after a failed online start
+
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        if self._experiment is None and not self._offline:
-            try:
-                return WandbLogger.experiment.fget(self)
-            except Exception as err:  # wandb's CommError, or its init timeout
-                import wandb
+        try:
+            return super().experiment
+        except Exception as err:  # wandb's CommError, or its init timeout
+            if self.fell_back or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
+                raise
+            import wandb
 
-                wandb.teardown()  # its service still holds the run id the offline run takes
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                rank_zero_warn(
-                    f"W&B could not start the run online ({first[:200]}): logging offline "
-                    "instead (upload later with `wandb sync`)"
-                )
-                self._offline = True
-        return WandbLogger.experiment.fget(self)
+            wandb.teardown()  # its service still holds the run id the offline run takes
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            rank_zero_warn(
+                f"W&B could not start the run online ({first[:200]}): logging offline "
+                "instead (upload later with `wandb sync`)"
+            )
+            self.fell_back = True
+        asked = os.environ.get("WANDB_MODE")
+        os.environ["WANDB_MODE"] = "offline"  # what wandb.init reads, for this start only
+        try:
+            return super().experiment
+        finally:
+            if asked is None:
+                os.environ.pop("WANDB_MODE", None)
+            else:
+                os.environ["WANDB_MODE"] = asked
 
 
 def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) -> list[Logger]:
@@ -209,8 +218,7 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
             init_timeout=timeout, finish_timeout=timeout, finish_timeout_raises=True
         ),
     )
-    # Lightning always hands wandb.init an "anonymous" value, which wandb warns has no effect
-    wandb._wandb_init.pop("anonymous", None)  # docs/design.md#private-lightning-apis
+    drop_wandb_anonymous(wandb)  # else wandb warns on every run that it has no effect
     return [wandb, table]
 
 

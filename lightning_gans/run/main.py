@@ -11,20 +11,22 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.run.cli import build_cli
 from lightning_gans.run.console import quiet_lightning
-from lightning_gans.run.run_dir import release_failed_run_dir
+from lightning_gans.run.run_dir import MADE, release_failed_run_dir
 from lightning_gans.run.trainer_checks import trainer_error
 from lightning_gans.signals import release_signals
 
 
 def main(args: list[str] | None = None) -> None:
     quiet_lightning()
+    before = len(MADE)  # run directories set up by earlier runs in this process
     try:
         build_cli(args)
     except Exception as e:
         cause = user_error(e)
         if cause is None:
             raise
-        if isinstance(cause, ConfigError):  # a run that never began leaves no directory behind
+        made = len(MADE) > before  # a directory of this call's own
+        if isinstance(cause, ConfigError) and made:  # a run that never began leaves none
             release_failed_run_dir()
         lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")

@@ -79,12 +79,30 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
                 f"{_shown(value)}, or {way_out}"
             )
     step, max_steps = saved.get("global_step"), config.trainer.max_steps
+    planned = saved.get("max_steps")  # what a schedule over max_steps was built for
+    tied = _schedule_over_max_steps(config.model.class_path, hparams)
+    if subcommand == "fit" and tied and isinstance(planned, int) and planned != max_steps:
+        raise ConfigError(
+            f"--trainer.max_steps {max_steps}: {ckpt} trains under {tied}, whose rates run "
+            f"to step {planned}; with another max_steps the rates would jump and the run would "
+            f"not be the straight run of {max_steps} steps: resume with --trainer.max_steps "
+            f"{planned}, or start a new run"
+        )
     stopped = isinstance(step, int) and max_steps not in (None, -1) and max_steps <= step
     if subcommand == "fit" and stopped:
         raise ConfigError(
             f"--trainer.max_steps {max_steps}: {ckpt} is at generator step {step} already, "
             f"so nothing would train; pass a max_steps above {step}"
         )
+
+
+def _schedule_over_max_steps(class_path: str, hparams: dict) -> str | None:
+    try:
+        cls = _resolve(class_path)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    ask = getattr(cls, "schedule_over_max_steps", None)
+    return ask(hparams) if ask is not None else None
 
 
 def _default(class_path: str, key: str, otherwise: Any) -> Any:

@@ -76,7 +76,11 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
                     f"run.root {root!r}: cannot create {path}: {e.strerror}"
                 ) from None
     os.environ[RUN_DIR_ENV] = f"{os.getpid()}:{path}"
+    MADE.append(path)
     return path
+
+
+MADE: list[Path] = []  # the run directories this process set up, in order
 
 
 def release_failed_run_dir() -> None:

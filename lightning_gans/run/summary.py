@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from lightning_gans.nets.blocks import Squeeze
@@ -17,8 +18,12 @@ class ParameterSummary(ModelSummary):
     net's type. Lightning's FLOPs column is dropped: it reads 0 unless a model defines
     ``example_input_array``, which a generator and a critic with different inputs cannot share."""
 
+    def __init__(self, max_depth: int = 1, **kwargs) -> None:
+        super().__init__(max_depth=max_depth, **kwargs)
+        self.depth = max_depth
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._max_depth or not trainer.is_global_zero:
+        if not self.depth or not trainer.is_global_zero:
             return
         from rich import get_console
         from rich.table import Table
@@ -58,6 +63,11 @@ def run_report(trainer: L.Trainer, run_dir: Path) -> str:
     figures = [f"{k} {float(metrics[k]):.4g}" for k in found if k]
     if figures:
         lines.append(f"  at step {trainer.global_step}: " + ", ".join(figures))
-    if list(run_dir.glob("wandb/offline-run-*")):  # W&B logged offline (by choice or fallback)
+    offline_wandb = trainer.is_global_zero and any(  # this fit logged to W&B offline
+        isinstance(logger, WandbLogger)  # (by choice, or after a failed start online)
+        and getattr(logger.experiment.settings, "mode", None) in ("offline", "dryrun")
+        for logger in trainer.loggers
+    )
+    if offline_wandb and list(run_dir.glob("wandb/offline-run-*")):
         lines.append(f"  W&B ran offline; upload with: wandb sync {run_dir}/wandb/offline-run-*")
     return "\n".join(lines)

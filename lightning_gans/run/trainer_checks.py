@@ -19,6 +19,10 @@ def check_run_options(config) -> None:
     seed = config.get("seed_everything")
     if not isinstance(seed, bool) and seed is not None:  # true: a random seed, recorded
         require(0 <= seed < 2**32, "seed_everything", seed, "in [0, 2**32) or true/false")
+    root = str(config.run.root)
+    require("://" not in root, "run.root", repr(root),
+            "a local or shared directory (a run's files are written in place; copy the run "
+            "to remote storage afterwards)")  # fmt: skip
     name = config.run.name
     if name is not None:
         require(plain_name(name), "run.name", repr(name),

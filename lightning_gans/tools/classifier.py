@@ -19,19 +19,21 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_gans.data.datasets as ds
-from lightning_gans.metrics.features import DomainClassifier, classifier_path
+from lightning_gans.metrics.features import (
+    LABELLED,
+    DomainClassifier,
+    classifier_path,
+    inception_needed,
+)
 from lightning_gans.run.console import lightning_silent, quiet_lightning
 from lightning_gans.tools.args import ToolParser
-
-LABELLED = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
 
 
 def labelled_images(dataset: str, root: str, image_size: int, seed: int = 0):
     """((x_train, y_train), (x_test, y_test)) with images in [-1, 1]."""
     if dataset not in LABELLED:
         raise ds.DataError(
-            f"dataset {dataset!r} has no labels for a domain classifier; valid: "
-            f"{', '.join(LABELLED)} (use --features inception for the others)"
+            f"{inception_needed(dataset)} (domain classifiers: {', '.join(LABELLED)})"
         )
     if dataset == "mnist5k":  # the training split; its test split is never seen
         return ds.mnist5k(image_size, seed)

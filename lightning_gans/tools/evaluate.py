@@ -137,6 +137,7 @@ def evaluate(
         "n_real": n_real,
         "reference": reference,
         "real_vs_real_images": f"{n_other} of the {other_name} split",
+        "units": "images" if len(model.data_shape) == 3 else "points",
         "features": features if len(model.data_shape) == 3 else "none (exact optimal transport)",
         "classifier_accuracy": accuracy,
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -214,7 +215,7 @@ def print_table(result: dict) -> None:
     held_out = "" if accuracy is None else f" (classifier held-out accuracy {accuracy:.3f})"
     print(
         f"features: {result['features']}{held_out}; {result['n_fake']} samples against "
-        f"{result['n_real']} images of the {result['reference']} split; real vs real: "
+        f"{result['n_real']} {result['units']} of the {result['reference']} split; real vs real: "
         f"{result['real_vs_real_images']} against the same {result['n_real']}"
     )
     print(f"written to {result['written']}")
