@@ -6,7 +6,15 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """A bad value from the user (a config, a flag, a path)."""
+    """A bad value from the user (a config, a flag, a path). The newest one raised is kept:
+    a parser that reports it inside its own error, without the exception itself (jsonargparse
+    before 4.40 does so for a model option), still gives the one line."""
+
+    newest: ConfigError | None = None
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        ConfigError.newest = self
 
 
 class NonFiniteLossError(RuntimeError):

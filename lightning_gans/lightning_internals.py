@@ -133,7 +133,7 @@ def drop_wandb_anonymous(logger: Any) -> None:
 
 # Lightning's info lines that say nothing about this run (substrings)
 LIGHTNING_INFO_UNSAID = (
-    "litlogger",
+    "litlogger",  # a tip printed at every fit from Lightning 2.6.1 on
     "Trainer already configured with model summary",
     "Ignoring `Trainer(max_time=...)`",  # run/budget.py's AgreedTimer stands in for it
     "Seed set to",  # config.yaml records the seed; said before a bad flag, it is a second line
@@ -151,3 +151,5 @@ LIGHTNING_WARNINGS_UNSAID = (
     # the CSV logger's directory is the run's (config.yaml beside metrics.csv), by design
     ".*Experiment logs directory .* exists and is not empty.*",
 )
+# the Lightning release that first says a message, where it is later than the lowest allowed
+SAID_SINCE = {"litlogger": "2.6.1"}

@@ -248,7 +248,12 @@ def lightning_source() -> str:
 
 def test_each_message_kept_off_the_console_is_lightnings():
     source = re.sub(r"\"\s*\n\s*f?\"", "", lightning_source())  # "a " "b" -> "a b"
+    from packaging.version import Version
+
+    installed = Version(L.__version__)
     for text in li.LIGHTNING_INFO_UNSAID:
+        if installed < Version(li.SAID_SINCE.get(text, "0")):
+            continue  # not yet said by this release: the filter waits for it
         assert text in source, canary("LIGHTNING_INFO_UNSAID", f"the message {text!r}")
     for pattern in li.LIGHTNING_WARNINGS_UNSAID:
         # the pattern without its leading/trailing .* and with f-string holes as .*

@@ -46,6 +46,9 @@ def user_error(e: BaseException | None) -> BaseException | None:
             return trainer_error(e)
         if isinstance(e, MemoryError | RuntimeError) and "allocate" in str(e):
             return ConfigError(out_of_memory(str(e)))
+        newest = ConfigError.newest  # reported inside the parser's own error, not chained
+        if newest is not None and str(newest) and str(newest) in str(e):
+            return newest
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None

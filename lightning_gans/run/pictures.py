@@ -43,12 +43,14 @@ def scatter_2d(
         gx, gy = torch.meshgrid(xs, ys, indexing="xy")
         with torch.no_grad():
             f = critic(torch.stack([gx.flatten(), gy.flatten()], 1)).float().cpu().view(96, 96)
-        cs = ax.contourf(gx, gy, f, levels=20, cmap="viridis", alpha=0.6)
+        # numpy arrays: matplotlib before 3.9 cannot read torch tensors here
+        cs = ax.contourf(gx.numpy(), gy.numpy(), f.numpy(), levels=20, cmap="viridis", alpha=0.6)
         fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.04, label="critic f(x)")
+    data, samples = data.numpy(), samples.numpy()
     ax.scatter(data[:, 0], data[:, 1], s=2, c="tab:blue", alpha=0.5, label="data")
     ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.7, label="samples")
-    ax.set_xlim(xs[0], xs[-1])
-    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlim(float(xs[0]), float(xs[-1]))
+    ax.set_ylim(float(ys[0]), float(ys[-1]))
     ax.legend(loc="upper right", markerscale=4)
     ax.set_title(title)
     fig.tight_layout()
