@@ -209,6 +209,9 @@ def test_a_folder_of_ones_own_images_is_told_what_its_fid_needs(tmp_path):
 
 
 def test_the_end_of_a_run_names_wandb_sync_only_when_it_logged_offline(tmp_path, capsys):
+    import wandb
+
+    wandb.finish()  # a run an earlier in-process test left open would be attached to
     first = fit(tmp_path, "toy/gan", logger="wandb", steps=2)
     assert "wandb sync" in run_report(first.trainer, first.run_dir)
     resumed = fit(tmp_path, "toy/gan", logger="csv", name="again", steps=4,
