@@ -207,6 +207,28 @@ def test_wandb_server_failing_at_the_start_leaves_the_run_offline(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
 
+def test_a_failed_online_start_under_a_parents_wandb_service_goes_offline(tmp_path):
+    """A run started by a process with a W&B service of its own (a sweep agent) inherits it
+    (WANDB_SERVICE): the failed online start leaves the run id held there, so the offline
+    start takes a service of its own."""
+    import wandb
+
+    parent = wandb.init(mode="offline", dir=str(tmp_path), project="parent")
+    try:
+        service = os.environ["WANDB_SERVICE"]
+        with FakeWandbServer(status=500) as server:
+            env = {"WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40,
+                   "WANDB_BASE_URL": server.url, "WANDB_SERVICE": service}  # fmt: skip
+            proc = run_module("fit", *cli_args(tmp_path, "toy/wgan", "--run.wandb_timeout", "5",
+                                               steps=3, logger="wandb"),
+                              env=env, timeout=240)  # fmt: skip
+    finally:
+        parent.finish()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "W&B could not start the run online" in proc.stderr
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
 def test_wandb_mode_rules(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -149,6 +149,9 @@ class FallbackWandbLogger(WandbLogger):
             import wandb
 
             wandb.teardown()  # its service still holds the run id the offline run takes
+            # a service this process shares with its parent (WANDB_SERVICE, inherited: a sweep
+            # agent's, say) keeps that id too, and outlives the teardown: start one of our own
+            os.environ.pop("WANDB_SERVICE", None)
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             rank_zero_warn(
                 f"W&B could not start the run online ({first[:200]}): logging offline "

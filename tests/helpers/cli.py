@@ -87,8 +87,8 @@ def run_module(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+        env={**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, **(env or {})},
+    )  # not this process's W&B service (an in-process test may have started one): its own
 
 
 MAKE_SAYS = re.compile(r"^make(\[\d+\])?: \*\*\* ")  # make's own "Error 2" line, at any depth
