@@ -22,7 +22,7 @@ RESUME_ARG = $(if $(RESUME),--ckpt_path $(RESUME),)$(if $(TRUST), --weights_only
 # TRUST=1: read RESUME/CKPT as a full pickle, for a file you trust (it may run code)
 TRUST_TOOL = $(if $(TRUST),--trust-checkpoint,)
 
-.PHONY: help install train test test-contract test-floor test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
+.PHONY: help install train test test-all test-contract test-floor test-slow test-slurm lint format clean check-model theory-plot bench-toy bench-emd slurm sweep slurm-sweep \
 	classifier fetch-weights eval sample bench gpu-check check-ckpt
 
 help: ## show this help
@@ -54,8 +54,11 @@ check-model:
 train: check-model install ## train: MODEL=<name> or CONFIG=<file.yaml> [TOY=1 | EXP=<preset>] [ARGS="..."] [RESUME=run dir [TRUST=1]] [WANDB=online] [LOGGER=csv]
 	$(WANDB_ENV) exec $(PY) -m lightning_gans fit --config $(CONFIG) $(EXP_CONFIG) $(LOGGER_ARG) $(ARGS) $(RESUME_ARG)
 
-test: install ## run the default test suite (CPU, a few minutes)
+test: install ## the fast suite, after every change: each model's step, resume, one-line errors, canaries (~5 min)
 	$(PY) -m pytest -q
+
+test-all: install ## everything but the real-Slurm tests: CLI end to end, DDP, eval, W&B, presets (what CI runs)
+	$(PY) -m pytest -q -m "not slurm"
 
 # The lowest versions pyproject.toml allows, in a second environment: training, resume,
 # preemption, eval, sample, validate, the Lightning canaries and W&B
@@ -70,8 +73,7 @@ CONTRACT ?=
 test-contract: install ## the template's contract for each model, yours too: CONTRACT=pkg.Class=config.yaml[,...]
 	CONTRACT="$(CONTRACT)" $(PY) -m pytest -q tests/test_model_contract.py
 
-test-slow: install ## run the slow tests as well
-	$(PY) -m pytest -q -m "not slurm"
+test-slow: test-all
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
@@ -131,14 +133,14 @@ CPUS  ?= 8
 SIGNAL_LEAD ?= 90
 SLURM_OPTS = $(foreach o,partition account qos mem constraint,$(if $($(shell echo $(o) | tr a-z A-Z)),--$(o) $($(shell echo $(o) | tr a-z A-Z)),))
 slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 (0: CPU) [TASKS=] CPUS=8 [TIME= SIGNAL_LEAD=90 PARTITION= ACCOUNT= QOS= MEM= CONSTRAINT= SBATCH_ARGS= WANDB= DRY_RUN=1 ARGS=]
-	$(PY) -m lightning_gans.run.slurm --config $(CONFIG) --nodes "$(NODES)" --gpus "$(GPUS)" --time "$(TIME)" \
+	$(PY) -m lightning_gans.launch.slurm --config $(CONFIG) --nodes "$(NODES)" --gpus "$(GPUS)" --time "$(TIME)" \
 		--cpus "$(CPUS)" --signal-lead "$(SIGNAL_LEAD)" $(if $(TASKS),--tasks "$(TASKS)",) $(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
 AGENTS ?= 8
 slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project/id> [AGENTS=8 TIME= PARTITION= ... DRY_RUN=1]
 	@test -n "$(SWEEP)" || { echo "SWEEP is required: make slurm-sweep SWEEP=<entity/project/sweep id> (wandb sweep configs/sweeps/<model>.yaml prints it)" >&2; exit 2; }
-	$(PY) -m lightning_gans.run.slurm --sweep $(SWEEP) --agents $(AGENTS) --time $(TIME) --cpus $(CPUS) \
+	$(PY) -m lightning_gans.launch.slurm --sweep $(SWEEP) --agents $(AGENTS) --time $(TIME) --cpus $(CPUS) \
 		$(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,)
 

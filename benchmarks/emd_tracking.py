@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightning_gans.run.cli import build_cli  # noqa: E402
+from lightning_gans.launch.cli import build_cli  # noqa: E402
 
 
 def run(model: str, steps: int, every: int, root: str, extra: list[str]) -> dict[str, np.ndarray]:

@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from plain_loops import train_gan  # noqa: E402
 
-from lightning_gans.errors import ConfigError  # noqa: E402
-from lightning_gans.run.cli import build_cli  # noqa: E402
-from lightning_gans.tools.args import ToolParser  # noqa: E402
+from lightning_gans.errors import ConfigError, OneLineParser  # noqa: E402
+from lightning_gans.launch.cli import build_cli  # noqa: E402
 
 CASES = [  # (name, configs, data flags, model flags)
     ("digits, DCGAN WGAN-GP", ["wgan_gp.yaml"], ["--data.dataset", "mnist5k"], []),
@@ -96,7 +95,7 @@ def ms_per_iter(times: list[float], warmup: int) -> float:
 
 
 def main() -> None:
-    ap = ToolParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", choices=("cuda",), help="make bench DEVICE=cuda")
     ap.add_argument("--iters", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=20)

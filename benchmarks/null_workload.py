@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import lightning_cli  # noqa: E402
+from lightning_runs import lightning_cli  # noqa: E402
 from plain_loops import gan_loop  # noqa: E402
 
 # the null workload: every update is a few microseconds of arithmetic

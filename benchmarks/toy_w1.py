@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightning_gans.data.datasets import toy_points  # noqa: E402
+from lightning_gans.launch.cli import build_cli  # noqa: E402
 from lightning_gans.metrics.theory import wasserstein1  # noqa: E402
-from lightning_gans.run.cli import build_cli  # noqa: E402
 
 N = 2000
 

@@ -12,7 +12,7 @@ def main() -> None:
 
     if "" not in sys.path and os.getcwd() not in sys.path:  # as ``python -m`` has it: a fork's
         sys.path.insert(0, os.getcwd())  # own model (``class_path: examples.lsgan.LSGAN``)
-    from lightning_gans.run.main import main as run_cli  # torch and Lightning: after the signals
+    from lightning_gans.launch.main import main as run_cli  # torch and Lightning: after the signals
 
     run_cli()
 

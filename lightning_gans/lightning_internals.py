@@ -19,7 +19,7 @@ API gives the same thing; what each buys was measured (docs/design.md).
 - ``CheckpointHparamsHook``: a hook around ``LightningCLI._parse_ckpt_path``.
 - ``drop_wandb_anonymous``: the ``anonymous`` value Lightning hands ``wandb.init``.
 - ``LIGHTNING_INFO_UNSAID``, ``LIGHTNING_WARNINGS_UNSAID``: Lightning's messages kept off the
-  console (run/console.py installs the filters).
+  console (launch/console.py installs the filters).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def drop_wandb_anonymous(logger: Any) -> None:
 LIGHTNING_INFO_UNSAID = (
     "litlogger",  # a tip printed at every fit from Lightning 2.6.1 on
     "Trainer already configured with model summary",
-    "Ignoring `Trainer(max_time=...)`",  # run/budget.py's AgreedTimer stands in for it
+    "Ignoring `Trainer(max_time=...)`",  # callbacks/timer.py's AgreedTimer stands in for it
     "Seed set to",  # config.yaml records the seed; said before a bad flag, it is a second line
     "Restoring states from the checkpoint",  # the run report names the run; a 2nd error line
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_gans.run.main import main
+from lightning_gans.launch.main import main
 from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, own_lines
 
 SUBPROCESS = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 300}
@@ -140,6 +140,7 @@ def test_bad_input_is_one_line_and_exit_2(config, extra, needle, tmp_path, capsy
     assert not any(tmp_path.iterdir()), "a run that never started left a directory"
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_names_the_file_and_the_run_stays_intact(fit_run, tmp_path, capsys):
     cli = fit_run("toy/wgan", steps=2)
     run_dir = Path(cli.trainer.default_root_dir)
@@ -193,6 +194,7 @@ MAKE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize(("target", "needle"), MAKE_CASES)
 def test_bad_input_through_make(target, needle, tmp_path):
@@ -214,6 +216,7 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_would_run_code_is_refused_by_every_entry_point(tmp_path):
     marker = tmp_path / "code-ran"
     crafted = tmp_path / "crafted.ckpt"
@@ -287,6 +290,7 @@ def test_a_resume_that_asks_for_another_model_or_data_is_refused_untouched(
     assert tree_digest(gan_run) == before  # config.yaml, hparams.yaml, checkpoints: as they were
 
 
+@pytest.mark.slow
 def test_a_resume_may_change_how_it_runs(gan_run, tmp_path):
     """Logging, steps and callbacks are the run's to change: it trains on from step 4."""
     run = tmp_path / "gan"
@@ -340,6 +344,7 @@ def test_fetch_weights_offline_is_one_line_saying_how_to_copy_them(tmp_path, cap
     assert_one_line(stop.value.code, capsys.readouterr().err, "download it and copy it to")
 
 
+@pytest.mark.slow
 def test_a_trusted_checkpoint_that_holds_more_than_data_loads_only_with_the_opt_in(
     gan_run, tmp_path
 ):

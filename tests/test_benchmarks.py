@@ -7,7 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
 
 SHORT = ["--iters", "30", "--warmup", "5", "--rounds", "1"]
 

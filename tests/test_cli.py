@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -41,6 +42,7 @@ def test_print_config_resolves_overrides():
     assert "data_shape" not in config["model"]["init_args"]  # linked at instantiation, not stated
 
 
+@pytest.mark.slow
 def test_fit_validate_test_through_console_script(tmp_path):
     exe = Path(sys.executable).parent / "lightning-gans"
     common = [*TINY_TOY, *TINY_GAN, *QUIET, "--run.root", str(tmp_path), "--run.logger", "csv"]
@@ -80,6 +82,7 @@ def test_fit_validate_test_through_console_script(tmp_path):
         assert "critic_emd" in proc.stdout
 
 
+@pytest.mark.slow
 def test_empty_and_corrupt_image_folders(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -146,7 +149,7 @@ def test_a_rerun_from_a_saved_config_is_a_new_run_that_writes_only_its_own_direc
 
 
 def test_the_users_plugins_keep_the_atomic_checkpoint_io(tmp_path):
-    from lightning_gans.run.checkpoints import AtomicCheckpointIO
+    from lightning_gans.callbacks.checkpoints import AtomicCheckpointIO
 
     env = "lightning.fabric.plugins.environments.LightningEnvironment"
     cli = fit(tmp_path, "toy/wgan_gp", "--trainer.plugins", env, steps=1)
@@ -161,9 +164,9 @@ def test_a_time_valued_validation_interval_is_accepted(tmp_path):
 def test_an_option_group_switched_off_is_left_out_of_the_trainer(tmp_path):
     """Lightning calls every hook of every callback at every step: a callback with nothing to do
     is not handed to the trainer, and its options still read as given."""
-    from lightning_gans.run.cli import build_cli
-    from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
-    from lightning_gans.run.summary import ParameterSummary
+    from lightning_gans.callbacks.measurements import PeriodicImageQuality, TransportDistance
+    from lightning_gans.callbacks.summary import ParameterSummary
+    from lightning_gans.launch.cli import build_cli
 
     def kinds(*flags: str) -> set[type]:
         cli = build_cli(cli_args(tmp_path, "wgan_gp", *flags, name=f"run{len(flags)}"), run=False)

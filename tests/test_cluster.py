@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_gans.run.loggers import wandb_run_id
-from lightning_gans.run.run_dir import RUN_DIR_ENV, new_run_dir
+from lightning_gans.launch.loggers import wandb_run_id
+from lightning_gans.launch.run_dir import RUN_DIR_ENV, new_run_dir
 from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, TINY_VAE, run_module
+
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
 
 TOY = ["--config", str(ROOT / "configs" / "toy" / "wgan_gp.yaml"), *TINY_TOY, *TINY_GAN, *QUIET]
 EXACT = ["--seed_everything", "7", "--trainer.deterministic", "true"]
@@ -220,7 +222,7 @@ HISTORY += ["--checkpoint.every_n_train_steps", "10", "--data.toy_size", "1024"]
 
 def history(tmp_path: Path, *args: str) -> None:
     """One fit through the real CLI, in this process."""
-    from lightning_gans.run.main import main
+    from lightning_gans.launch.main import main
 
     main(["fit", *HISTORY, "--run.root", str(tmp_path), *args])
 
@@ -249,7 +251,7 @@ def test_the_history_of_every_kind_of_resume_is_the_uninterrupted_runs(tmp_path)
         assert read_csv(tmp_path / run / "metrics.csv") == straight, run
 
     # an evaluation of a checkpoint is labelled with its step, after the history it belongs to
-    from lightning_gans.run.main import main
+    from lightning_gans.launch.main import main
 
     ckpt = tmp_path / "straight" / "checkpoints" / "step000020.ckpt"
     main(["validate", *HISTORY, "--run.root", str(tmp_path), "--ckpt_path", str(ckpt)])

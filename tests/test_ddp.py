@@ -15,6 +15,8 @@ from lightning_gans import WGANGP
 from lightning_gans.models.distributed import touch_every_parameter
 from tests.helpers import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
 
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
+
 DDP = [
     "--trainer.strategy",
     "ddp",

@@ -19,6 +19,8 @@ from PIL import Image
 from lightning_gans.data.datasets import digits_images
 from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, cli_args, fit, run_module
 
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -280,7 +282,7 @@ def test_periodic_fid_measures_once_per_generator_step():
     """With accumulate_grad_batches k (the VAE), k batches end at one global step: one figure."""
     from types import SimpleNamespace
 
-    from lightning_gans.run.measurements import PeriodicImageQuality
+    from lightning_gans.callbacks.measurements import PeriodicImageQuality
 
     callback = PeriodicImageQuality(every_n_steps=2, n_samples=4)
     callback.quality = object()  # as after setup

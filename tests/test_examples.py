@@ -13,6 +13,8 @@ import torch
 
 from tests.helpers import QUIET, ROOT, fit_cli
 
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
+
 EXAMPLE = ROOT / "examples" / "lsgan.py"
 
 

@@ -16,9 +16,11 @@ import yaml
 
 from lightning_gans.data import datasets as ds
 from lightning_gans.errors import ConfigError
+from lightning_gans.launch.loggers import make_loggers, wandb_mode
 from lightning_gans.metrics.precision_recall import precision_recall
-from lightning_gans.run.loggers import make_loggers, wandb_mode
 from tests.helpers import QUIET, ROOT, TINY_DIGITS, TINY_GAN_DIGITS, run_module
+
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
 
 IMAGE_CONFIGS = ["gan", "wgan", "wgan_gp", "vae"]
 
@@ -61,7 +63,7 @@ BUDGET_CASES = {  # extra flags, SLURM job or not -> the max_time the run trains
 
 @pytest.mark.parametrize("case", list(BUDGET_CASES))
 def test_the_first_run_budget_caps_a_fresh_single_process_only(case, tmp_path, monkeypatch):
-    from lightning_gans.run.cli import build_cli
+    from lightning_gans.launch.cli import build_cli
     from tests.helpers import cli_args
 
     extra, slurm, want = BUDGET_CASES[case]
@@ -230,7 +232,7 @@ def test_every_make_target_the_readme_names_exists():
 
 def test_every_readme_training_command_parses(capsys):
     """Each through the real CLI in this process (a subprocess each took 7 s to import torch)."""
-    from lightning_gans.run.main import main
+    from lightning_gans.launch.main import main
 
     checked = 0
     for command in readme_commands():
@@ -248,7 +250,7 @@ def test_every_readme_training_command_parses(capsys):
 def test_the_step_line_shows_the_current_speed_and_the_last_step_once(monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from lightning_gans.run import progress
+    from lightning_gans.callbacks import progress
 
     clock = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
@@ -272,7 +274,7 @@ def test_the_live_bar_updates_as_often_as_rich_redraws_it(monkeypatch):
     times a second), not at every step; the last step is drawn at the end."""
     from types import SimpleNamespace
 
-    from lightning_gans.run import progress
+    from lightning_gans.callbacks import progress
 
     clock = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
@@ -303,7 +305,7 @@ def runnable_here(args: list[str]) -> bool:
 def test_every_readme_training_command_trains(tmp_path, capsys):
     """Each runnable one for 2 steps with small batches, through the real CLI: it ends at its
     last step with a checkpoint."""
-    from lightning_gans.run.main import main
+    from lightning_gans.launch.main import main
 
     ran = 0
     for i, command in enumerate(readme_commands()):
@@ -329,8 +331,8 @@ def test_the_readme_override_example_learns(tmp_path, capsys):
 
     from lightning_gans import WGAN
     from lightning_gans.data import GANDataModule
+    from lightning_gans.launch.main import main
     from lightning_gans.metrics.theory import wasserstein1
-    from lightning_gans.run.main import main
 
     (command,) = [c for c in readme_commands() if "--model.n_critic 3" in c]
     with pytest.raises(SystemExit) as done:

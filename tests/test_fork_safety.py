@@ -16,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from lightning_gans.run.main import main
-from lightning_gans.run.summary import run_report
+from lightning_gans.launch.main import main
+from lightning_gans.launch.report import run_report
 from tests.helpers import (
     QUIET,
     ROOT,
@@ -109,6 +109,7 @@ def test_checkpoints_take_the_umask_as_config_yaml_does(tmp_path):
     assert stat.S_IMODE((run / "config.yaml").stat().st_mode) == 0o644
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--checkpoint.dirpath", "--run.root"])
 def test_a_remote_path_is_one_line(tmp_path, option):
     args = cli_args(tmp_path, "toy/gan", option, "s3://bucket/runs", steps=2)
@@ -124,6 +125,7 @@ def make(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("named", [True, False])
 def test_resume_with_the_runs_own_config_resumes_in_place(tmp_path, named):
@@ -179,6 +181,7 @@ def test_a_fit_in_a_thread_trains_and_a_concurrent_second_is_one_line(tmp_path, 
     assert not (tmp_path / "second").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_a_folder_of_ones_own_images_is_told_what_its_fid_needs(tmp_path):
     """No labels, so no domain classifier: make eval and make classifier both say the one

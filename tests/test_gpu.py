@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from lightning_gans import WGANGP
+from lightning_gans.launch.cli import build_cli
 from lightning_gans.models.losses import gradient_penalty
-from lightning_gans.run.cli import build_cli
 from tests.helpers import cli_args, fit
 
 pytestmark = [

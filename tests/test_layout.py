@@ -14,17 +14,22 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "lightning_gans"
 # what each part may import (besides itself); everything else is a higher layer
+LOW = {"errors", "lightning_internals", "files"}  # below every part
 ALLOWED = {
     "errors": set(),
     "signals": set(),
     "lightning_internals": set(),
+    "files": set(),
     "data": {"errors", "signals"},
     "nets": {"errors"},
     "metrics": {"errors", "data"},
-    "models": {"errors", "lightning_internals", "data", "nets", "metrics"},
-    "run": {"errors", "signals", "lightning_internals", "data", "nets", "metrics", "models"},
-    "tools": {"errors", "lightning_internals", "data", "nets", "metrics", "models", "run"},
-    "__main__": {"signals", "run"},
+    "models": LOW | {"data", "nets", "metrics"},
+    # what runs inside the Trainer
+    "callbacks": LOW | {"signals", "data", "nets", "metrics", "models"},
+    # what starts a run: the CLI, run directories, loggers, SLURM
+    "launch": LOW | {"signals", "data", "nets", "metrics", "models", "callbacks"},
+    "tools": LOW | {"data", "nets", "metrics", "models", "callbacks", "launch"},
+    "__main__": {"signals", "launch"},
 }
 ALGORITHMS = ["gan.py", "wgan.py", "wgan_gp.py", "vae.py"]
 
@@ -98,6 +103,37 @@ def test_files_stay_small_and_model_files_read_as_one_algorithm():
     assert {p: n for p, n in sizes.items() if n > 300} == {}
     models = {name: sizes[Path("lightning_gans/models") / name] for name in ALGORITHMS}
     assert all(n <= 80 for n in models.values()), models
+
+
+def test_no_folder_holds_more_than_30_percent_of_the_package():
+    lines = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    total = sum(lines.values())
+    folders = {p.parent.name: 0 for p in lines if p.parent != PACKAGE}
+    for p, n in lines.items():
+        if p.parent != PACKAGE:
+            folders[p.parent.name] += n
+    assert {f: round(n / total, 3) for f, n in folders.items() if n > 0.3 * total} == {}
+
+
+def test_the_benchmarks_import_no_cycle():
+    scripts = {p.stem: p for p in (ROOT / "benchmarks").glob("*.py")}
+    graph = {}
+    for name, path in scripts.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in scripts:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in scripts}
+        graph[name] = found
+    for start in graph:  # depth-first from each script: no way back to itself
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            assert node != start, f"benchmarks: {start} imports itself through {node}"
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph[node])
 
 
 def test_public_names_and_config_class_paths_import():

@@ -68,7 +68,7 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("contract", CONTRACT, ids=lambda c: c.id)
 def test_it_trains_through_the_cli(tmp_path, contract):
-    from lightning_gans.run.cli import build_cli
+    from lightning_gans.launch.cli import build_cli
 
     cli = build_cli(args(contract, tmp_path, "run", 4), run=False)
     before = weights(cli.model)
@@ -112,7 +112,7 @@ def test_its_checkpoint_loads_without_a_config(tmp_path, contract):
 @pytest.mark.parametrize("contract", CONTRACT, ids=lambda c: c.id)
 @pytest.mark.parametrize(("flag", "value"), [("no_such_option", "1"), ("latent_dim", "0")])
 def test_a_bad_option_is_one_line(tmp_path, capsys, contract, flag, value):
-    from lightning_gans.run.main import main
+    from lightning_gans.launch.main import main
 
     with pytest.raises(SystemExit) as done:
         main(["fit", *args(contract, tmp_path, "run", 2, f"--model.{flag}", value)])

@@ -19,6 +19,8 @@ import torch
 
 from tests.helpers import QUIET, ROOT, TINY_GAN_DIGITS, TINY_TOY
 
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
+
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 # batch 180: 1,800 training digits per rank make 10 steps an epoch, so the ranks' every-10-steps
 # agreement stops on an epoch's last step, where a resume is easiest to get wrong

@@ -14,6 +14,8 @@ from lightning_gans.data.datasets import native_channels
 from lightning_gans.nets import build_critic, build_generator
 from tests.helpers import QUIET, ROOT, fit, fit_cli
 
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
+
 PRESETS = sorted((ROOT / "configs" / "experiments").glob("*/*.yaml"))
 
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lightning_gans import WGAN
+from lightning_gans.callbacks.checkpoints import AtomicCheckpointIO
 from lightning_gans.models import NonFiniteLossError
-from lightning_gans.run.checkpoints import AtomicCheckpointIO
 from tests.helpers import QUIET, ROOT, TINY_GAN, TINY_TOY, SignalAt, fit, run_module
 
 # toy8 with 4096 points, batch 32, n_critic 5: 25 generator steps per epoch
@@ -96,7 +96,7 @@ def test_preempted_on_any_step_resumes_bit_identical(tmp_path, at):
 
 def test_resume_accepts_a_run_directory(tmp_path):
     from lightning_gans.errors import ConfigError
-    from lightning_gans.run.run_dir import resolve_checkpoint
+    from lightning_gans.launch.run_dir import resolve_checkpoint
 
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)

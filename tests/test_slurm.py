@@ -51,7 +51,7 @@ def test_make_slurm_dry_run_prints_a_requeueing_script():
 def test_cli_under_slurm_sees_world_size_and_rank(tmp_path, monkeypatch):
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
-    from lightning_gans.run.cli import build_cli
+    from lightning_gans.launch.cli import build_cli
 
     env = {
         "SLURM_NTASKS": "4",

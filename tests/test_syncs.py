@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import torch
 
-from lightning_gans.run.cli import build_cli
+from lightning_gans.launch.cli import build_cli
 from tests.helpers import cli_args
 from tests.helpers.callbacks import HOST_SIDE
 from tests.helpers.callbacks import SYNCS as SYNCING

@@ -16,8 +16,8 @@ import torch
 import yaml
 
 from lightning_gans import WGAN, WGANGP
+from lightning_gans.launch.loggers import wandb_mode
 from lightning_gans.models.losses import critic_emd
-from lightning_gans.run.loggers import wandb_mode
 from tests.helpers import (
     QUIET,
     ROOT,
@@ -31,6 +31,8 @@ from tests.helpers import (
     run_module,
 )
 from tests.helpers.fake_wandb import FakeWandbServer
+
+pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
 
 SHORT = [
     *QUIET,
@@ -245,7 +247,7 @@ def test_wandb_mode_rules(monkeypatch, tmp_path):
 def test_sweep_configs_run_the_cli_with_valid_flags(capsys):
     """Each sweep's command and flags parse (in this process: the parser the console script
     uses, without a Python start-up per sweep)."""
-    from lightning_gans.run.cli import build_cli
+    from lightning_gans.launch.cli import build_cli
 
     for path in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
         sweep = yaml.safe_load(path.read_text())
@@ -309,7 +311,7 @@ def test_wgan_clip_critic_estimate_is_proportional_to_theta():
 
 
 def test_a_run_directory_keeps_one_wandb_run_id(tmp_path):
-    from lightning_gans.run.loggers import wandb_run_id
+    from lightning_gans.launch.loggers import wandb_run_id
 
     first = wandb_run_id(tmp_path / "run")
     assert wandb_run_id(tmp_path / "run") == first  # a resumed or requeued run continues it

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from lightning_gans import VAE
+from lightning_gans.callbacks.sample_pictures import SamplePictures
 from lightning_gans.errors import ConfigError
 from lightning_gans.models import elbo
-from lightning_gans.run.sample_pictures import SamplePictures
 
 
 def test_gradients_reach_mu_and_logvar_through_the_sample():  # docs/theory.md §8.2

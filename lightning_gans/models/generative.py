@@ -256,7 +256,7 @@ class GenerativeModule(FinitenessGuard, L.LightningModule):
         """The option that makes this model's learning rates a function of
         ``--trainer.max_steps`` (say ``--model.lr_schedule linear``), else None. A resume with
         another max_steps would then not continue the straight run, and is refused
-        (run/resume_rule.py). A fork whose schedule depends on max_steps says so here."""
+        (launch/resume_rule.py). A fork whose schedule depends on max_steps says so here."""
         return None
 
 

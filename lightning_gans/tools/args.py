@@ -6,16 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from lightning_gans.errors import ConfigError, NonFiniteLossError
-from lightning_gans.run.run_dir import resolve_checkpoint, trust
-
-
-class ToolParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
+from lightning_gans.launch.run_dir import resolve_checkpoint, trust
 
 
 def one_line_errors(work: Callable[[], None]) -> None:

@@ -9,7 +9,6 @@ set: mnist5k and digits (embedded), mnist, fashion_mnist, cifar10 (from ``data/`
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,14 +18,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_gans.data.datasets as ds
+from lightning_gans.errors import OneLineParser
+from lightning_gans.files import atomic_save
+from lightning_gans.launch.console import lightning_silent, quiet_lightning
 from lightning_gans.metrics.features import (
     LABELLED,
     DomainClassifier,
     classifier_path,
     inception_needed,
 )
-from lightning_gans.run.console import lightning_silent, quiet_lightning
-from lightning_gans.tools.args import ToolParser
 
 
 def labelled_images(dataset: str, root: str, image_size: int, seed: int = 0):
@@ -114,9 +114,7 @@ def train_classifier(
         trainer.fit(module, train)
         accuracy = trainer.test(module, test, verbose=False)[0]["accuracy"]
     path = classifier_path(dataset, image_size, cache)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")  # then renamed: readers never see half a file
-    torch.save(
+    atomic_save(  # readers, and a make eval started meanwhile, never see half a file
         {
             "state_dict": module.net.state_dict(),
             "channels": x.shape[1],
@@ -125,14 +123,13 @@ def train_classifier(
             "image_size": image_size,
             "test_accuracy": accuracy,
         },
-        tmp,
+        path,
     )
-    os.replace(tmp, path)
     return path, accuracy
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = ToolParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="mnist5k", help=f"one of {', '.join(LABELLED)}")
     ap.add_argument("--image-size", type=int, default=32, choices=[32, 64])
     ap.add_argument("--epochs", type=int, default=20)

@@ -24,16 +24,16 @@ from typing import NamedTuple
 import lightning as L
 import torch
 
+from lightning_gans.callbacks.measurements import short_reference
 from lightning_gans.data import REFERENCES, GANDataModule, batches, first_n
-from lightning_gans.errors import ConfigError, require
+from lightning_gans.errors import ConfigError, OneLineParser, require
+from lightning_gans.launch.console import lightning_silent, quiet_lightning
+from lightning_gans.launch.run_dir import read_checkpoint, resolve_checkpoint, trusted
 from lightning_gans.metrics.features import FEATURES, classifier_path
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
-from lightning_gans.run.console import lightning_silent, quiet_lightning
-from lightning_gans.run.measurements import short_reference
-from lightning_gans.run.run_dir import read_checkpoint, resolve_checkpoint, trusted
-from lightning_gans.tools.args import ToolParser, add_trust_flag, one_line_errors, trust_if_asked
+from lightning_gans.tools.args import add_trust_flag, one_line_errors, trust_if_asked
 from lightning_gans.tools.classifier import train_classifier
 
 
@@ -165,7 +165,7 @@ def log_to_wandb(ckpt: Path, result: dict) -> None:
     id_file = run_dir / "wandb_run_id"
     if not id_file.is_file():
         return
-    from lightning_gans.run.loggers import wandb_mode
+    from lightning_gans.launch.loggers import wandb_mode
 
     mode = wandb_mode()
     if mode == "disabled":
@@ -222,7 +222,7 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = ToolParser(description="FID/KID (images), exact W1 (2-D), ELBO (VAE)")
+    ap = OneLineParser(description="FID/KID (images), exact W1 (2-D), ELBO (VAE)")
     ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
     ap.add_argument("--n", type=int, default=2000, help="samples (and held-out points) to use")
     ap.add_argument("--features", default="domain", choices=FEATURES)

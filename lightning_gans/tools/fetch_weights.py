@@ -3,12 +3,13 @@ one command that needs the internet; offline it says, in one line, how to copy t
 
 from __future__ import annotations
 
+from lightning_gans.errors import OneLineParser
 from lightning_gans.metrics.features import fetch_inception
-from lightning_gans.tools.args import ToolParser, one_line_errors
+from lightning_gans.tools.args import one_line_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = ToolParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", default="data", help="where weights and classifiers live")
     args = ap.parse_args(argv)
     one_line_errors(lambda: print(fetch_inception(args.cache)))

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lightning_gans.callbacks.pictures import image_grid, scatter_2d
 from lightning_gans.data import first_n
-from lightning_gans.errors import ConfigError
-from lightning_gans.run.pictures import image_grid, scatter_2d
-from lightning_gans.tools.args import ToolParser, add_trust_flag, one_line_errors, trust_if_asked
+from lightning_gans.errors import ConfigError, OneLineParser
+from lightning_gans.tools.args import add_trust_flag, one_line_errors, trust_if_asked
 from lightning_gans.tools.evaluate import load_run
 
 MAX_N = 10_000  # 100 x 100 images: a larger grid is no picture anyone reads
@@ -63,7 +63,7 @@ def save(picture, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = ToolParser(description="a sample grid and a latent interpolation strip")
+    ap = OneLineParser(description="a sample grid and a latent interpolation strip")
     ap.add_argument("ckpt", help="a .ckpt file or a run directory (its last.ckpt)")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--out", default=None, help="default: <run>/samples/sample_step_N.png")

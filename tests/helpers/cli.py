@@ -54,7 +54,7 @@ def fit_cli(
 ):
     """Builds the real CLI (model, data, trainer) from ``args``, adds ``callbacks``, fits
     (resuming from ``ckpt_path``) and returns the CLI."""
-    from lightning_gans.run.cli import build_cli
+    from lightning_gans.launch.cli import build_cli
 
     cli = build_cli(list(args), run=False)
     cli.trainer.callbacks.extend(callbacks)

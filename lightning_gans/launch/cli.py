@@ -22,23 +22,25 @@ from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvir
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans.data import GANDataModule
-from lightning_gans.errors import ConfigError
-from lightning_gans.lightning_internals import CheckpointHparamsHook
-from lightning_gans.models import GenerativeModule
-from lightning_gans.run.budget import AgreedTimer, apply_time_budget
-from lightning_gans.run.checkpoints import (
+from lightning_gans.callbacks.checkpoints import (
     AtomicCheckpointIO,
     LastCheckpoint,
     PeriodicCheckpoint,
     requeue_if_preempted,
 )
-from lightning_gans.run.loggers import finish_wandb, make_loggers
-from lightning_gans.run.measurements import PeriodicImageQuality, TransportDistance
-from lightning_gans.run.parsing import OneLineErrorParser, SaveRunConfig
-from lightning_gans.run.progress import StepProgressBar
-from lightning_gans.run.resume_rule import check_resume
-from lightning_gans.run.run_dir import (
+from lightning_gans.callbacks.measurements import PeriodicImageQuality, TransportDistance
+from lightning_gans.callbacks.progress import StepProgressBar
+from lightning_gans.callbacks.sample_pictures import SamplePictures
+from lightning_gans.callbacks.summary import ParameterSummary
+from lightning_gans.callbacks.timer import AgreedTimer
+from lightning_gans.data import GANDataModule
+from lightning_gans.errors import ConfigError
+from lightning_gans.launch.budget import apply_time_budget
+from lightning_gans.launch.loggers import finish_wandb, make_loggers
+from lightning_gans.launch.parsing import OneLineErrorParser, SaveRunConfig
+from lightning_gans.launch.report import run_report
+from lightning_gans.launch.resume_rule import check_resume
+from lightning_gans.launch.run_dir import (
     checkpoint_step,
     default_name,
     new_run_dir,
@@ -48,9 +50,9 @@ from lightning_gans.run.run_dir import (
     trust,
     trusted,
 )
-from lightning_gans.run.sample_pictures import SamplePictures
-from lightning_gans.run.summary import ParameterSummary, run_report
-from lightning_gans.run.trainer_checks import check_run_options, check_trainer, trainer_error
+from lightning_gans.launch.trainer_checks import check_run_options, check_trainer, trainer_error
+from lightning_gans.lightning_internals import CheckpointHparamsHook
+from lightning_gans.models import GenerativeModule
 
 
 @dataclass
@@ -70,7 +72,7 @@ class RunOptions:
             online runs only.
         time_budget: the first run's cap on training time (DD:HH:MM:SS): a fresh run of one
             process outside SLURM and torchrun stops after it; cluster jobs, multi-process and
-            resumed runs are not capped (run/budget.py). ``--trainer.max_time`` caps every run.
+            resumed runs are not capped (launch/budget.py). ``--trainer.max_time`` caps every run.
         wandb_timeout: the longest, in seconds, a failing W&B server may hold up the start
             (the run then logs offline) or the end of a run (the rest stays on disk for
             ``wandb sync``).
@@ -129,7 +131,7 @@ class GANCLI(CheckpointHparamsHook):
         """Lightning reads the model's options from ``--ckpt_path`` before any hook of ours: a
         corrupt file must be one line naming it first (docs/design.md#private-lightning-apis).
         A fit takes none of them: it must ask for the checkpoint's model, or is refused
-        (``run/resume_rule.py``), whether it names a file or a run directory; ``validate`` and
+        (``launch/resume_rule.py``), whether it names a file or a run directory; ``validate`` and
         ``test`` evaluate the checkpoint's model, as Lightning has them."""
         subcommand = self.config.get("subcommand")
         if not subcommand:

@@ -10,8 +10,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from lightning_gans.callbacks.pictures import image_grid, scatter_2d
 from lightning_gans.errors import require
-from lightning_gans.run.pictures import image_grid, scatter_2d
 
 N_POINTS_2D = 1024
 

@@ -4,7 +4,8 @@ warning SIGNAL_LEAD (90) s before the time limit, and requeue by the run itself
 (docs/design.md#preemption-and-atomic-checkpoints). Every value is checked before anything is
 written or submitted.
 
-    python -m lightning_gans.run.slurm --config configs/wgan_gp.yaml --nodes 2 --gpus 4 [--dry-run]
+    python -m lightning_gans.launch.slurm --config configs/wgan_gp.yaml --nodes 2 --gpus 4
+    python -m lightning_gans.launch.slurm ... --dry-run      # prints the script only
     make slurm MODEL=wgan_gp NODES=2 GPUS=4 [TIME=24:00:00] [PARTITION=gpu] [DRY_RUN=1]
     make slurm MODEL=wgan_gp GPUS=0 TASKS=2 CPUS=4        # a CPU job: 2 processes over gloo
 """
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from lightning_gans.errors import OneLineParser, fail
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -138,17 +141,6 @@ def flag_values(extra: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def fail(message: str) -> None:
-    """A user's mistake: one line, exit status 2."""
-    sys.stderr.write(f"error: {message}\n")
-    sys.exit(2)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        fail(f"{message} (see: python -m lightning_gans.run.slurm --help)")
-
-
 # sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
 # days-hours:minutes, days-hours:minutes:seconds, or no limit
 TIME_FORMS = re.compile(r"(\d+)(:\d\d?){0,2}|\d+-\d+(:\d\d?){0,2}|UNLIMITED|INFINITE")
@@ -216,7 +208,8 @@ def submit(script_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = OneLineParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0],
+                       hint=" (see: python -m lightning_gans.launch.slurm --help)")  # fmt: skip
     ap.add_argument("--config", default=None, help="the run's config (not with --sweep)")
     ap.add_argument("--sweep", default=None, help="a W&B sweep id: an array of agents instead")
     ap.add_argument("--agents", type=int, default=8, help="with --sweep: array tasks (trials)")

@@ -1,5 +1,5 @@
-"""How long a run trains: the first run's time budget, and ``max_time`` without a per-step
-collective (docs/design.md#the-first-runs-time-budget).
+"""How long a first run trains: its time budget (docs/design.md#the-first-runs-time-budget);
+``callbacks/timer.py`` applies ``max_time`` without a per-step collective.
 
 The default configs give each model up to 100k generator steps and ``run.time_budget`` (4.5
 minutes): a first ``make train`` on a laptop shows results in minutes. That budget caps a fresh
@@ -11,16 +11,10 @@ multi-process run and a resumed or extended run train for ``max_steps``. An expl
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import Timer
-from lightning.pytorch.trainer.states import RunningStage
-from lightning.pytorch.utilities import rank_zero_info
-
-from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
 
 
 def one_process(trainer: Any) -> bool:
@@ -55,30 +49,3 @@ def apply_time_budget(config: Any, resuming: bool) -> None:
     first_run = not resuming and one_process(config.trainer) and not launched()
     if budget and config.trainer.max_time is None and first_run:
         config.trainer.max_time = budget
-
-
-class AgreedTimer(Timer):
-    """Lightning's ``max_time`` Timer, except that under DDP the ranks compare their clocks
-    every ``check_every_n_steps`` generator steps, with one all-reduce (stop when any rank's
-    time is up): Lightning's broadcasts a pickled flag on every step, a collective and host
-    syncs that every training step would wait on."""
-
-    def __init__(self, duration: Any, check_every_n_steps: int = AGREE_EVERY) -> None:
-        super().__init__(duration=duration, interval="step", verbose=True)
-        self.check_every = check_every_n_steps
-
-    @property
-    def state_key(self) -> str:
-        return "Timer"  # the elapsed time in checkpoints written with Lightning's own Timer
-
-    def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
-        remaining = self.time_remaining()  # None without a duration
-        if remaining is None:
-            return
-        if not agreement_due(trainer.world_size, trainer.global_step, self.check_every):
-            return
-        (over,) = any_rank([remaining <= 0], trainer.strategy.root_device)
-        if over and not trainer.should_stop:
-            trainer.should_stop = True
-            elapsed = timedelta(seconds=int(self.time_elapsed(RunningStage.TRAINING)))
-            rank_zero_info(f"Time limit reached after {elapsed} of training: stopping.")

@@ -19,10 +19,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
-from lightning_gans.errors import require
+from lightning_gans.errors import plain_name, require
+from lightning_gans.files import atomic_save
 from lightning_gans.lightning_internals import lightning_sigterm_off, stop_without_extra_validation
 from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
-from lightning_gans.run.run_dir import plain_name
 from lightning_gans.signals import (
     catch_signals,
     keep_caught_until_exit,
@@ -37,19 +37,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     file takes the umask as any other file does (a group can read a shared run's checkpoints)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)  # atomic on POSIX within one file system
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_save(checkpoint, path)
 
 
 class PeriodicCheckpoint(ModelCheckpoint):

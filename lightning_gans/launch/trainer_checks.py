@@ -3,8 +3,7 @@ break this template, each refused as one line naming the option."""
 
 from __future__ import annotations
 
-from lightning_gans.errors import ConfigError, require
-from lightning_gans.run.run_dir import plain_name
+from lightning_gans.errors import ConfigError, plain_name, require
 
 
 def trainer_error(e: BaseException) -> ConfigError:

@@ -18,12 +18,6 @@ def launcher_rank() -> int:
     return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
 
 
-def plain_name(name: str) -> bool:
-    """Whether ``name`` is one file or directory name: no separator, not ``.`` or ``..``, so
-    it stays inside the directory it is put in."""
-    return name not in ("", ".", "..") and "/" not in name and "\\" not in name
-
-
 def default_name(model: str, dataset: str) -> tuple[str, bool]:
     """``<model>-<dataset>-<tag>`` and whether every rank computes it alike (then it must not
     change: a launcher's ranks cannot tell each other a new name). The tag: the SLURM job

@@ -9,10 +9,10 @@ import sys
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from lightning_gans.errors import ConfigError, NonFiniteLossError
-from lightning_gans.run.cli import build_cli
-from lightning_gans.run.console import quiet_lightning
-from lightning_gans.run.run_dir import MADE, release_failed_run_dir
-from lightning_gans.run.trainer_checks import trainer_error
+from lightning_gans.launch.cli import build_cli
+from lightning_gans.launch.console import quiet_lightning
+from lightning_gans.launch.run_dir import MADE, release_failed_run_dir
+from lightning_gans.launch.trainer_checks import trainer_error
 from lightning_gans.signals import release_signals
 
 
@@ -32,7 +32,7 @@ def main(args: list[str] | None = None) -> None:
         sys.stderr.write(f"error: {lines[-1] if lines else type(cause).__name__}\n")
         sys.exit(2 if isinstance(cause, ConfigError) else 1)
     finally:
-        release_signals()  # on every way out (a requeued job keeps them: run/checkpoints.py)
+        release_signals()  # on every way out (a requeued job keeps them: callbacks/checkpoints.py)
 
 
 def user_error(e: BaseException | None) -> BaseException | None:

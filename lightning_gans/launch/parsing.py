@@ -7,7 +7,7 @@ import sys
 
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 
-from lightning_gans.run.run_dir import git_commit
+from lightning_gans.launch.run_dir import git_commit
 
 
 class OneLineErrorParser(LightningArgumentParser):

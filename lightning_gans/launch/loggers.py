@@ -20,8 +20,8 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_gans.errors import ConfigError
+from lightning_gans.launch.run_dir import launcher_rank
 from lightning_gans.lightning_internals import drop_wandb_anonymous
-from lightning_gans.run.run_dir import launcher_rank
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 

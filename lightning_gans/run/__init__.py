@@ -1,1 +1,0 @@
-"""Running a model: the CLI, its callbacks, loggers, checkpoints, preemption and SLURM."""
