@@ -67,7 +67,7 @@ FLOOR_TESTS = tests/test_lightning_internals.py tests/test_model_contract.py tes
 	tests/test_fork_safety.py
 test-floor: ## the floor versions (constraints-floor.txt) in .venv-floor: a subset of the suite
 	$(MAKE) install VENV=.venv-floor CONSTRAINTS=constraints-floor.txt
-	VENV=.venv-floor CONSTRAINTS=constraints-floor.txt .venv-floor/bin/python -m pytest -q $(FLOOR_TESTS)
+	VENV=.venv-floor CONSTRAINTS=constraints-floor.txt .venv-floor/bin/python -m pytest -q -m "not slurm" $(FLOOR_TESTS)
 
 CONTRACT ?=
 test-contract: install ## the template's contract for each model, yours too: CONTRACT=pkg.Class=config.yaml[,...]

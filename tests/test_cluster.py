@@ -183,7 +183,7 @@ def test_sigusr1_under_slurm_checkpoints_requeues_and_the_requeued_job_resumes_e
 
 @pytest.mark.parametrize(
     ("config", "tiny"),
-    [  # one model in the default suite, the others with `make test-slow` (30 s each)
+    [  # one model in the default suite, the others with `make test-all` (30 s each)
         ("toy/wgan_gp", TINY_GAN),
         pytest.param("toy/gan", TINY_GAN, marks=pytest.mark.slow),
         pytest.param("toy/vae", TINY_VAE, marks=pytest.mark.slow),

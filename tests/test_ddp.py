@@ -36,7 +36,7 @@ DDP = [
     ("config", "tiny"),
     [
         ("toy/gan", [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"]),
-        pytest.param(  # the GAN's loop with another loss: in `make test-slow` (14 s)
+        pytest.param(  # the GAN's loop with another loss: in `make test-all` (14 s)
             "toy/wgan",
             [*TINY_TOY, "--model.g_width", "32", "--model.d_width", "32"],
             marks=pytest.mark.slow,

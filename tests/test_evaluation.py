@@ -234,7 +234,7 @@ def test_periodic_fid_under_ddp_equals_one_process(tmp_path, cache):
 @pytest.mark.parametrize(
     ("mode", "said"),
     [
-        pytest.param(  # the same path with another error: in `make test-slow` (12 s)
+        pytest.param(  # the same path with another error: in `make test-all` (12 s)
             "nan",
             "non-finite images: FID/KID not computed at generator step 2; training stopped",
             marks=pytest.mark.slow,

@@ -60,7 +60,7 @@ def straight(tmp_path_factory) -> Path:
     return root / "run" / "checkpoints" / "last.ckpt"
 
 
-@pytest.mark.parametrize(  # SIGTERM in `make test-slow`; both signals in `make test-slurm`
+@pytest.mark.parametrize(  # SIGTERM in `make test-all`; both signals in `make test-slurm`
     "sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow), signal.SIGUSR1]
 )
 def test_a_signal_to_every_process_saves_the_step_and_the_resume_trains_the_rest(
