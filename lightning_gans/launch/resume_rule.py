@@ -97,11 +97,7 @@ def check_resume(config: Any, ckpt: Path, saved: dict, subcommand: str | None) -
 
 
 def _schedule_over_max_steps(class_path: str, hparams: dict) -> str | None:
-    try:
-        cls = _resolve(class_path)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    ask = getattr(cls, "schedule_over_max_steps", None)
+    ask = getattr(_resolve(class_path), "schedule_over_max_steps", None)
     return ask(hparams) if ask is not None else None
 
 
@@ -110,11 +106,10 @@ def _default(class_path: str, key: str, otherwise: Any) -> Any:
     names it (``otherwise`` where none does)."""
     import inspect
 
-    try:
-        chain = _resolve(class_path).__mro__
-    except (ImportError, AttributeError, ValueError):
+    resolved = _resolve(class_path)
+    if resolved is None:
         return otherwise
-    for cls in chain:
+    for cls in resolved.__mro__:
         own = "__init__" in vars(cls)
         found = inspect.signature(cls.__init__).parameters.get(key) if own else None
         if found is not None and found.default is not inspect.Parameter.empty:
@@ -158,12 +153,17 @@ def _name(class_path: str) -> str:
 
 
 def _same_class(a: str, b: str) -> bool:
-    try:
-        return _resolve(a) is _resolve(b)
-    except (ImportError, AttributeError, ValueError):
+    found_a, found_b = _resolve(a), _resolve(b)
+    if found_a is None or found_b is None:
         return _name(a) == _name(b)
+    return found_a is found_b
 
 
-def _resolve(class_path: str) -> type:
-    module, name = class_path.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)
+def _resolve(class_path: str) -> type | None:
+    """The class a class path names, or None where it cannot be imported here (code the
+    checkpoint was trained with that this checkout lacks)."""
+    try:
+        module, name = class_path.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
