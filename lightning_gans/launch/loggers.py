@@ -9,7 +9,6 @@ import netrc
 import os
 import re
 import socket
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -161,14 +160,7 @@ class FallbackWandbLogger(WandbLogger):
         asked = os.environ.get("WANDB_MODE")
         os.environ["WANDB_MODE"] = "offline"  # what wandb.init reads, for this start only
         try:
-            for attempt in range(3):  # a loaded machine's service may still hold the run id
-                try:
-                    return super().experiment
-                except Exception:
-                    if attempt == 2:
-                        raise
-                    wandb.teardown()
-                    time.sleep(1.0 + attempt)
+            return super().experiment
         finally:
             if asked is None:
                 os.environ.pop("WANDB_MODE", None)
