@@ -12,8 +12,11 @@ def main() -> None:
 
     if "" not in sys.path and os.getcwd() not in sys.path:  # as ``python -m`` has it: a fork's
         sys.path.insert(0, os.getcwd())  # own model (``class_path: examples.lsgan.LSGAN``)
-    from lightning_gans.launch.main import main as run_cli  # torch and Lightning: after the signals
-
+    try:
+        from lightning_gans.launch.main import main as run_cli  # torch, Lightning: after these
+    except KeyboardInterrupt:  # Ctrl-C while Python imports them (seconds)
+        sys.stderr.write("interrupted (Ctrl-C)\n")
+        sys.exit(130)
     run_cli()
 
 

@@ -4,6 +4,7 @@ new one, never half of one. The file takes the umask, as any other file does."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -11,18 +12,73 @@ from typing import Any
 import torch
 
 
+class _KeepsWriteErrors:
+    """A file torch writes through: torch reports a failed write (a full disk, a quota) as
+    "unexpected pos", without its cause; this keeps the OSError behind it."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj)`` into ``path``, atomically (rename within one file system)."""
+    """``torch.save(obj)`` into ``path``, atomically (rename within one file system). A write
+    that fails (no space, over quota, read-only) raises the OSError naming ``path``; the
+    temporary file is removed and the previous file at ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
+    out = None
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            out = _KeepsWriteErrors(f)
+            torch.save(obj, out)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX within one file system
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        cause = out.error if out is not None and out.error is not None else e
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise OSError(cause.errno, os.strerror(cause.errno), str(path)) from e
         raise
+
+
+# what the machine, not the program, got wrong when a file could not be written
+STORAGE_FAULTS = {
+    errno.ENOSPC: "the file system is full: free space there",
+    errno.EDQUOT: "the disk quota is used up: free space or ask for more",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "no permission to write there",
+    errno.EIO: "the storage failed (I/O error)",
+    errno.ESTALE: "the shared file system lost the file (stale NFS handle)",
+    errno.ENOENT: "the directory vanished (deleted, or its file system unmounted)",
+}
+
+
+def storage_fault(e: BaseException) -> str | None:
+    """One line for a write the storage refused (``e`` or what caused it), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_FAULTS and e.filename:
+            where = Path(e.filename)
+            run = next((d for d in where.parents[:2] if (d / "config.yaml").is_file()), None)
+            then = f"RESUME={run}" if run else "the run directory"
+            return (
+                f"cannot write {where.name} in {where.parent}: {e.strerror}; "
+                f"{STORAGE_FAULTS[e.errno]}. Files written before are intact (checkpoints are "
+                f"replaced whole or not at all): resume with {then} once it is fixed"
+            )
+        e = e.__cause__ or e.__context__
+    return None

@@ -4,6 +4,8 @@ kept, not fatal (docs/design.md#preemption-and-atomic-checkpoints).
 
 - SIGUSR1: SLURM's warning before the time limit (``sbatch --signal=USR1@N``).
 - SIGTERM: ``scancel``, preemption, and the kill that follows ``scontrol requeue``.
+- SIGINT (Ctrl-C): during a fit the first one is recorded like the others; a second one, or
+  one outside a fit, stops at once (``KeyboardInterrupt``, as Python has it).
 
 ``LastCheckpoint`` reads ``received`` at step boundaries; nothing acts inside a handler.
 """
@@ -11,18 +13,46 @@ kept, not fatal (docs/design.md#preemption-and-atomic-checkpoints).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
-CAUGHT = (signal.SIGUSR1, signal.SIGTERM)
+CAUGHT = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 received: list[int] = []  # the signals this process got, in order
 _previous: dict[int, Any] = {}  # the handlers catch_signals replaced, restored by release
+_fitting = False  # a fit is running: the first Ctrl-C saves at the step's end (save_on_ctrl_c)
+CTRL_C_SAID = (
+    "\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again stops at once, "
+    "without one)\n"
+)
+
+
+ctrl_c: list[int] = []  # the Ctrl-Cs of this command (kept after release, for its exit status)
 
 
 def _record(signum: int, frame: Any) -> None:
+    if signum == signal.SIGINT:
+        ctrl_c.append(signum)
+    if signum == signal.SIGINT and (not _fitting or signal.SIGINT in received):
+        received.append(signum)
+        raise KeyboardInterrupt  # a second Ctrl-C, or one before or after the fit
+    if signum == signal.SIGINT and os.environ.get("LOCAL_RANK", "0") == "0":
+        os.write(2, CTRL_C_SAID.encode())  # safe in a handler, unlike print
     received.append(signum)
+
+
+def save_on_ctrl_c(fitting: bool) -> None:
+    """Whether the first Ctrl-C is recorded for a checkpoint at the next step boundary (while
+    a fit trains) or stops at once (``KeyboardInterrupt``)."""
+    global _fitting
+    _fitting = fitting
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C reached this process during this command."""
+    return bool(ctrl_c)
 
 
 def main_thread() -> bool:
@@ -32,7 +62,8 @@ def main_thread() -> bool:
 
 
 def catch_signals() -> None:
-    """From now on SIGUSR1 and SIGTERM are only recorded (idempotent; in the main thread)."""
+    """From now on SIGUSR1 and SIGTERM are only recorded, and Ctrl-C too while a fit trains
+    (idempotent; in the main thread)."""
     if not main_thread():
         return
     for sig in CAUGHT:
@@ -49,6 +80,7 @@ def release_signals() -> None:
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     _previous.clear()
     received.clear()
+    save_on_ctrl_c(False)
 
 
 def keep_caught_until_exit() -> None:
@@ -61,8 +93,9 @@ def keep_caught_until_exit() -> None:
 
 
 def ignore_in_worker(worker_id: int) -> None:
-    """A DataLoader worker's ``worker_init_fn``: SLURM signals every process of a step, workers
-    too, and a worker killed by SIGTERM would crash its rank before the rank can save. It dies
+    """A DataLoader worker's ``worker_init_fn``: SLURM signals every process of a step, and a
+    terminal's Ctrl-C every process of its foreground group, workers too; a worker killed by
+    SIGTERM or ended by SIGINT would crash its rank before the rank can save. It dies
     with its rank instead (Linux: ``PR_SET_PDEATHSIG``): a worker that outlived a SIGKILLed rank
     0 was measured holding the rank's inherited TCPStore port, so the requeued job, which gets
     the same port from its job id, could not start."""

@@ -20,14 +20,15 @@ ALLOWED = {
     "signals": set(),
     "lightning_internals": set(),
     "files": set(),
+    "run_lock": {"errors"},
     "data": {"errors", "signals"},
     "nets": {"errors"},
     "metrics": {"errors", "data"},
     "models": LOW | {"data", "nets", "metrics"},
     # what runs inside the Trainer
-    "callbacks": LOW | {"signals", "data", "nets", "metrics", "models"},
+    "callbacks": LOW | {"signals", "run_lock", "data", "nets", "metrics", "models"},
     # what starts a run: the CLI, run directories, loggers, SLURM
-    "launch": LOW | {"signals", "data", "nets", "metrics", "models", "callbacks"},
+    "launch": LOW | {"signals", "run_lock", "data", "nets", "metrics", "models", "callbacks"},
     "tools": LOW | {"data", "nets", "metrics", "models", "callbacks", "launch"},
     "__main__": {"signals", "launch"},
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ from lightning_gans.errors import plain_name, require
 from lightning_gans.files import atomic_save
 from lightning_gans.lightning_internals import lightning_sigterm_off, stop_without_extra_validation
 from lightning_gans.models.distributed import AGREE_EVERY, agreement_due, any_rank
+from lightning_gans.run_lock import lock_lost
 from lightning_gans.signals import (
     catch_signals,
     keep_caught_until_exit,
     received,
     release_signals,
+    save_on_ctrl_c,
 )
 
 
@@ -98,11 +101,12 @@ class LastCheckpoint(L.Callback):
     """Keeps ``last.ckpt`` current where periodic checkpoints would miss it, and owns preemption.
 
     - At the end of training.
-    - On SIGUSR1 or SIGTERM (recorded by ``lightning_gans/signals.py`` from the start): the
-      ranks compare their records when training starts and then every ``check_every_n_steps``
-      generator steps (one all-reduce and a host sync under DDP, none on the other steps; alone,
-      every step). When any rank has one, every rank finishes the step, ``last.ckpt`` is written
-      and training stops (exit 0).
+    - On SIGUSR1 or SIGTERM (recorded by ``lightning_gans/signals.py`` from the start), or a
+      first Ctrl-C while training: the ranks compare their records when training starts and
+      then every ``check_every_n_steps`` generator steps (one all-reduce and a host sync under
+      DDP, none on the other steps; alone, every step). When any rank has one, every rank
+      finishes the step, ``last.ckpt`` is written and training stops (exit 0; 130 for Ctrl-C,
+      as a shell reports an interrupted command).
     - SIGUSR1 under SLURM: after the run has closed its logs, rank 0 runs ``scontrol requeue``
       (``requeue_if_preempted``); the requeued job resumes from ``last.ckpt`` in the same run
       directory. SIGTERM never requeues: a user's ``scancel`` stays done, and a preempting SLURM
@@ -116,7 +120,7 @@ class LastCheckpoint(L.Callback):
         self.check_every = check_every_n_steps
         self.path = Path("last.ckpt")
         self.saved_step = -1
-        self.stopped_by: str | None = None  # "SIGUSR1" or "SIGTERM" once a signal stopped the fit
+        self.stopped_by: str | None = None  # "SIGUSR1", "SIGTERM" or "SIGINT": what stopped the fit
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         if stage != "fit":
@@ -126,6 +130,7 @@ class LastCheckpoint(L.Callback):
         # already caught by the entry point; a fit started in Python gets it here, one started
         # in another thread has no signals to catch (Python delivers them to the main thread)
         catch_signals()
+        save_on_ctrl_c(True)
         lightning_sigterm_off(trainer)
 
     @property
@@ -152,24 +157,46 @@ class LastCheckpoint(L.Callback):
         or the ranks would deadlock), and acts on it at this step boundary."""
         if self.stopped_by:
             return
-        mine = [signal.SIGUSR1 in received, signal.SIGTERM in received]
-        usr1, term = any_rank(mine, trainer.strategy.root_device)  # under DDP: a host sync
-        if not (usr1 or term):
+        lost = lock_lost()  # the run directory's lock: set by its heartbeat thread, on rank 0
+        mine = [lost == "taken", lost == "vanished"]
+        mine += [sig in received for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)]
+        got = any_rank(mine, trainer.strategy.root_device)  # under DDP: a host sync
+        if not any(got):
             return
-        self.stopped_by = "SIGTERM" if term else "SIGUSR1"  # a SIGTERM (scancel) wins
-        self.save(trainer)
+        # a SIGTERM (scancel) wins over Ctrl-C and SIGUSR1: neither of the two is requeued
+        self.stopped_by = ("taken", "vanished", "SIGTERM", "SIGINT", "SIGUSR1")[got.index(True)]
         stop_without_extra_validation(trainer)
+        if self.stopped_by in ("taken", "vanished"):
+            self.stop_for_lost_run_dir(trainer)
+            return
+        self.save(trainer)
         job = os.environ.get("SLURM_JOB_ID")
-        if self.stopped_by == "SIGUSR1":
-            then = f"requeueing SLURM job {job}" if job else f"resume with RESUME={self.run_dir}"
-        else:
+        if self.stopped_by == "SIGUSR1" and job:
+            then = f"requeueing SLURM job {job}"
+        elif job:
             then = f"not requeued; resume with RESUME={self.run_dir}"
-        said = (
-            f"{self.stopped_by} at generator step {trainer.global_step}: wrote {self.path}; {then}"
-        )
+        else:
+            then = f"resume with RESUME={self.run_dir}"
+        what = "Ctrl-C" if self.stopped_by == "SIGINT" else self.stopped_by
+        said = f"{what} at generator step {trainer.global_step}: wrote {self.path}; {then}"
         # every rank says it: a log shows that all of them stopped at the same step
         print(rank_prefixed_message(said, trainer.global_rank) if trainer.world_size > 1 else said,
               flush=True)  # fmt: skip
+
+    def stop_for_lost_run_dir(self, trainer: L.Trainer) -> None:
+        """Another process took the run directory over (this process looked dead to it): it
+        owns the checkpoints now, and nothing is written. The directory vanished (deleted, or
+        its file system unmounted): every checkpoint in it is gone, so this step's is written
+        into it again, the only copy of the work left."""
+        at = f"run directory {self.run_dir} {{}} at generator step {trainer.global_step}: "
+        if self.stopped_by == "taken":
+            said = at.format("was taken over by another process") + "stopped, writing nothing"
+        else:
+            self.save(trainer)
+            said = at.format("vanished") + f"wrote {self.path} into a new one; the earlier "
+            said += "checkpoints and logs are gone"
+        if trainer.is_global_zero:
+            print(said, file=sys.stderr, flush=True)
 
     @property
     def run_dir(self) -> Path:

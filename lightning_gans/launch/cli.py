@@ -43,7 +43,9 @@ from lightning_gans.launch.resume_rule import check_resume
 from lightning_gans.launch.run_dir import (
     checkpoint_step,
     default_name,
+    launcher_rank,
     new_run_dir,
+    newest_checkpoint,
     read_checkpoint,
     requeued,
     resolve_checkpoint,
@@ -53,6 +55,7 @@ from lightning_gans.launch.run_dir import (
 from lightning_gans.launch.trainer_checks import check_run_options, check_trainer, trainer_error
 from lightning_gans.lightning_internals import CheckpointHparamsHook
 from lightning_gans.models import GenerativeModule
+from lightning_gans.run_lock import lock_run_dir, release_run_locks
 
 
 @dataclass
@@ -157,9 +160,8 @@ class GANCLI(CheckpointHparamsHook):
             self.run_dir = resume.parent.parent  # continue in the run's own directory
         else:
             self.run_dir = Path(run.root) / (run.name or default_name(model, dataset)[0])
-        last = self.run_dir / "checkpoints" / "last.ckpt"
-        if self.subcommand == "fit" and requeued() and last.is_file():
-            resume = last  # a requeued job continues from its own newest checkpoint
+        if self.subcommand == "fit" and requeued():  # continues from its own newest checkpoint
+            resume = newest_checkpoint(self.run_dir / "checkpoints") or resume
         saved = None
         if resume:
             config.ckpt_path = str(resume)
@@ -173,6 +175,8 @@ class GANCLI(CheckpointHparamsHook):
         else:
             self.run_dir = new_run_dir(run.root, run.name, model, dataset)
             self.keep_through = None
+        # one writer per run directory, before anything is written into it
+        lock_run_dir(self.run_dir, writer=launcher_rank() == 0)
         if self.subcommand in ("fit", None):  # None: built by the tests, then fitted
             apply_time_budget(config, resuming=resume is not None)
         config.trainer.default_root_dir = str(self.run_dir)
@@ -270,6 +274,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> GANCLI:
     try:
         return _build_cli(args, run)
     finally:
+        release_run_locks()  # the run directory is free for the next writer
         ONE_RUN.release()
 
 

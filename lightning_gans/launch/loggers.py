@@ -5,6 +5,8 @@ unless the user is logged in (or sets WANDB_MODE) and the server answers
 from __future__ import annotations
 
 import csv
+import io
+import math
 import netrc
 import os
 import re
@@ -16,7 +18,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from lightning_gans.errors import ConfigError
 from lightning_gans.launch.run_dir import launcher_rank
@@ -92,10 +94,23 @@ def kept_history(path: Path, keep_through: int | None) -> tuple[list[str], list[
     earlier checkpoint logs the later ones again). Nothing for a run that is not resumed."""
     if keep_through is None or not path.is_file():
         return [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        keys, rows = list(reader.fieldnames or []), list(reader)
-    return keys, [row for row in rows if float(row["step"]) <= keep_through]
+    text = path.read_text(errors="replace")
+    if not text.endswith("\n"):  # the last row was cut by a kill (or a full disk): not kept
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    keys = list(reader.fieldnames or [])
+    return keys, [row for row in reader if _whole(row, keys) and _step(row) <= keep_through]
+
+
+def _whole(row: dict, keys: list[str]) -> bool:
+    return None not in row and all(row.get(k) is not None for k in keys)
+
+
+def _step(row: dict) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return math.nan
 
 
 class HistoryCSVLogger(CSVLogger):
@@ -127,6 +142,12 @@ class HistoryCSVLogger(CSVLogger):
             writer.metrics_keys = keys
         self.history_restored = True
         return writer
+
+
+    @rank_zero_only
+    def save(self) -> None:
+        if Path(self.log_dir).is_dir():  # else it vanished: LastCheckpoint stops the run
+            super().save()
 
 
 class FallbackWandbLogger(WandbLogger):

@@ -8,21 +8,39 @@ import sys
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from lightning_gans.callbacks.checkpoints import LastCheckpoint
 from lightning_gans.errors import ConfigError, NonFiniteLossError
+from lightning_gans.files import storage_fault
 from lightning_gans.launch.cli import build_cli
 from lightning_gans.launch.console import quiet_lightning
 from lightning_gans.launch.run_dir import MADE, release_failed_run_dir
 from lightning_gans.launch.trainer_checks import trainer_error
-from lightning_gans.signals import release_signals
+from lightning_gans.signals import ctrl_c, interrupted, release_signals
+
+INTERRUPTED = 130  # a shell's status for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def main(args: list[str] | None = None) -> None:
     quiet_lightning()
     before = len(MADE)  # run directories set up by earlier runs in this process
+    ctrl_c.clear()  # of an earlier command in this process
     try:
-        build_cli(args)
+        status = exit_status(build_cli(args))  # a stop's checkpoint and its line are written
+        if status:
+            sys.exit(status)
+    except (KeyboardInterrupt, SystemExit) as e:
+        if not interrupted():
+            raise
+        # Ctrl-C outside a fit, or a second one: Lightning exits 1 from its own handler
+        if isinstance(e, KeyboardInterrupt):
+            sys.stderr.write("interrupted (Ctrl-C)\n")
+        sys.exit(INTERRUPTED)
     except Exception as e:
         cause = user_error(e)
+        fault = storage_fault(e) if cause is None else None
+        if fault:  # a full disk, a read-only or vanished directory: not the user's mistake
+            sys.stderr.write(f"error: {fault}\n")
+            sys.exit(1)
         if cause is None:
             raise
         made = len(MADE) > before  # a directory of this call's own
@@ -33,6 +51,15 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2 if isinstance(cause, ConfigError) else 1)
     finally:
         release_signals()  # on every way out (a requeued job keeps them: callbacks/checkpoints.py)
+
+
+def exit_status(cli) -> int:
+    """0 for a fit that ended or was preempted (a scheduler's signal: its job is requeued or
+    done); 130 for one that Ctrl-C stopped; 1 for one whose run directory was lost to it."""
+    trainer = getattr(cli, "trainer", None)
+    last = [c for c in getattr(trainer, "callbacks", []) if isinstance(c, LastCheckpoint)]
+    stopped_by = last[0].stopped_by if last else None
+    return {"SIGINT": INTERRUPTED, "taken": 1, "vanished": 1}.get(stopped_by, 0)
 
 
 def user_error(e: BaseException | None) -> BaseException | None:

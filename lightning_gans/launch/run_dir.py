@@ -184,7 +184,7 @@ def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
         return None
     p = Path(path)
     if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
+        p = newest_checkpoint(p / "checkpoints" if (p / "checkpoints").is_dir() else p) or p
     if not p.is_file():
         raise ConfigError(
             f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
@@ -193,6 +193,28 @@ def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
     if check:
         checkpoint_step(p)
     return p
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """``last.ckpt`` in ``folder``; where it is missing (deleted, or lost with a file system
+    that was restored), the readable checkpoint of the highest generator step, said in one
+    line; None when there is none."""
+    last = folder / "last.ckpt"
+    if last.is_file():
+        return last
+    steps = []
+    for p in folder.glob("*.ckpt"):
+        try:
+            steps.append((checkpoint_step(p), p.stat().st_mtime, p))
+        except (ConfigError, OSError):  # a foreign or damaged file is no candidate
+            continue
+    if not steps:
+        return None
+    step, _, newest = max(steps)
+    if launcher_rank() == 0:
+        sys.stderr.write(f"no {last}: resuming from {newest.name} (generator step {step}), "
+                         "the newest checkpoint there\n")  # fmt: skip
+    return newest
 
 
 def git_commit() -> str:

@@ -9,6 +9,8 @@ from tests.helpers.callbacks import (
     RecordBatches,
     SameDraws,
     SignalAt,
+    SlowSave,
+    SlowSteps,
     TrainedSteps,
 )
 from tests.helpers.cli import (
@@ -42,6 +44,8 @@ __all__ = [
     "RecordBatches",
     "SameDraws",
     "SignalAt",
+    "SlowSave",
+    "SlowSteps",
     "TrainedSteps",
     "cli_args",
     "fit",

@@ -246,3 +246,32 @@ class SignalAt(L.Callback):
 
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.sig)
+
+
+class SlowSteps(L.Callback):
+    """Each generator step takes ``seconds`` longer, and ``<run>/at_step`` says which step is
+    training: a test can signal a run inside a step, twice if it likes."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        import time
+
+        (Path(trainer.default_root_dir) / "at_step").write_text(str(trainer.global_step))
+        time.sleep(self.seconds)
+
+
+class SlowSave(L.Callback):
+    """Each checkpoint takes ``seconds`` longer to save, and ``<run>/saving`` appears while the
+    slowest one is on: a test can signal a run inside a save."""
+
+    def __init__(self, seconds: float = 3.0, after_step: int = 0) -> None:
+        self.seconds, self.after_step = seconds, after_step
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
+        import time
+
+        if trainer.global_step > self.after_step:
+            (Path(trainer.default_root_dir) / "saving").write_text(str(trainer.global_step))
+            time.sleep(self.seconds)
