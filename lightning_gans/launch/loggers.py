@@ -143,7 +143,6 @@ class HistoryCSVLogger(CSVLogger):
         self.history_restored = True
         return writer
 
-
     @rank_zero_only
     def save(self) -> None:
         if Path(self.log_dir).is_dir():  # else it vanished: LastCheckpoint stops the run
