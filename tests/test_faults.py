@@ -37,10 +37,27 @@ def command(root: Path, *extra: str, name: str = "run", steps: int = 100_000) ->
     return [*args, *extra, "--run.name", name, "--trainer.max_steps", str(steps)]  # steps last
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """A test that fails while its run trains (100,000 steps) must not leave it running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+
+
 def start(args: list[str], prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     """The run in a process group of its own, as a terminal's foreground job or a Slurm step."""
-    return subprocess.Popen([*prefix, *args], cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen([*prefix, *args], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    STARTED.append(proc)
+    return proc
 
 
 def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:

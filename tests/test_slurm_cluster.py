@@ -259,13 +259,36 @@ def test_a_two_task_job_requeued_before_any_checkpoint_starts_again_in_its_direc
         os.kill(pid, 9)
     assert wait_done(slurm, job_id)["JobState"] == "FAILED"
     assert not (run / "checkpoints" / "last.ckpt").exists()
+    held = json.loads((run / "run.lock").read_text())  # left by the kill: the attempt's lock
+    assert held["job"] == f"slurm:{job_id}" and held["pid"] == pids[0]
     subprocess.run(["scontrol", "requeue", job_id], env=slurm, check=True)
     fields = wait_done(slurm, job_id, restarts=1)
-    assert fields["JobState"] == "COMPLETED", job_log(runs, job_id)
+    assert fields["JobState"] == "COMPLETED", job_log(runs, job_id)  # not refused by its own
+    assert not (run / "run.lock").exists()
     assert sorted(p.name for p in runs.iterdir()) == ["slurm", run.name]
     assert step_of(run / "checkpoints" / "last.ckpt") == 200
     restart = [t for t in trained(run) if t["event"] == "end"]
     assert {(t["restart"], t["first_step"], t["trained"]) for t in restart} == {(1, 0, 200)}
+
+
+def test_a_second_job_on_a_training_run_is_refused_on_every_rank_and_the_first_goes_on(
+    slurm, tmp_path
+):
+    runs = tmp_path / "runs"
+    first = submit(slurm, runs, f"{STEPS} --trainer.max_steps 400")
+    run = runs / f"wgangp-toy8-{first}"
+    wait(lambda: logged_step(run, 19), 120, "the first job to log step 19")
+    second = submit(slurm, runs, f"{STEPS} --trainer.max_steps 400 --ckpt_path {run}")
+    fields = wait_done(slurm, second, timeout=120)
+    log = job_log(runs, second)
+    assert fields["JobState"] == "FAILED" and "Traceback" not in log, log
+    refusals = [ln for ln in log.splitlines() if "is in use by another run" in ln]
+    assert len(refusals) == 2, log  # both ranks, before either joins the process group
+    assert f"slurm job {first}" in refusals[0]
+    assert job(slurm, first)["JobState"] == "RUNNING"
+    assert wait_done(slurm, first)["JobState"] == "COMPLETED"
+    ends = [t for t in trained(run) if t["event"] == "end"]
+    assert {(t["first_step"], t["trained"]) for t in ends} == {(0, 400)}  # alone, undisturbed
 
 
 # --- 6. one rank fails: the job fails at once, not at its time limit ------------------------
