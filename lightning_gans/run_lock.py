@@ -225,9 +225,10 @@ def lock_run_dir(run_dir: Path, writer: bool) -> None:
         here = alive_here(holder)
         if holder.get("host") == mine["host"] and holder.get("pid") == os.getppid() and here:
             return  # started by the holder: a DDP process of its run
-        if same_job and here is not True:  # this job's earlier attempt, or its rank 0
-            if not writer:
-                return
+        if same_job and not writer:  # a rank of the holder's own job: its rank 0 writes
+            return
+        if same_job and here is not True:  # this job's earlier attempt: SLURM ended it
+            pass
         elif holder_alive(path, holder):
             raise _refuse(run_dir, holder)
         if not writer:

@@ -403,3 +403,26 @@ def test_a_requeued_slurm_job_takes_its_own_earlier_attempts_lock_and_other_jobs
 
         release_run_locks()
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_the_ranks_of_the_holders_job_go_on_and_a_live_process_of_it_is_not_taken_over(
+    tmp_path, monkeypatch
+):
+    """Rank 1 beside its rank 0 on one node (the lock's holder, alive here) writes nothing and
+    goes on; a process of the same job that would write (a second srun step) is refused."""
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    rank0 = subprocess.Popen(["sleep", "60"])
+    try:
+        held = {**me(), "pid": rank0.pid, "job": "slurm:77"}
+        held["started"] = Path(f"/proc/{rank0.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        (tmp_path / LOCK_NAME).write_text(json.dumps(held))
+        lock_run_dir(tmp_path, writer=False)
+        with pytest.raises(ConfigError, match=f"process {rank0.pid}, slurm job 77"):
+            lock_run_dir(tmp_path, writer=True)
+    finally:
+        rank0.kill()
+        rank0.wait()
+    lock_run_dir(tmp_path, writer=True)  # its process is gone: taken over at once
+    from lightning_gans.run_lock import release_run_locks
+
+    release_run_locks()

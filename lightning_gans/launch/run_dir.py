@@ -86,6 +86,8 @@ def release_failed_run_dir() -> None:
 
     owner, _, path = os.environ.get(RUN_DIR_ENV, "").partition(":")
     run = Path(path)
+    if launcher_rank() != 0:  # rank 0 made it, and the other ranks may still be starting
+        return
     if owner == str(os.getpid()) and path and run.is_dir() and not any(run.rglob("*.ckpt")):
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:  # else it writes its files again
