@@ -109,9 +109,9 @@ DEVICE ?= cpu
 bench: install ## Lightning vs a plain PyTorch loop, and the null workload -> benchmarks/results.md (~14 min); DEVICE=cuda: GPU throughput -> benchmarks/gpu.md
 	$(if $(filter cpu,$(DEVICE)),$(PY) benchmarks/bench.py,$(PY) benchmarks/gpu_bench.py --device $(DEVICE))
 
-test-slurm: install ## the real-Slurm tests: a throwaway one-node cluster (root; installs Debian's Slurm)
+test-slurm: install ## the real-Slurm tests: throwaway one- and two-node clusters (root; installs Debian's Slurm)
 	tests/slurm/cluster.sh install || true
-	$(PY) -m pytest -q -m slurm -p no:cacheprovider tests/test_slurm_cluster.py
+	$(PY) -m pytest -q -m slurm -p no:cacheprovider tests/test_slurm_cluster.py tests/test_slurm_nodes.py
 
 gpu-check: install ## the GPU suite (pytest -m gpu): precisions, no host syncs, CUDA<->CPU checkpoints, DDP on one GPU
 	$(PY) -m pytest -m gpu -q

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 
 class _KeepsWriteErrors:
-    """A file torch writes through: torch reports a failed write (a full disk, a quota) as
+    """A file written through: torch reports a failed write (a full disk, a quota) as
     "unexpected pos", without its cause; this keeps the OSError behind it."""
 
-    def __init__(self, f) -> None:
+    def __init__(self, f: BinaryIO) -> None:
         self.f, self.error = f, None
 
     def write(self, data) -> int:
@@ -26,14 +27,14 @@ class _KeepsWriteErrors:
             self.error = e
             raise
 
-    def flush(self) -> None:
-        self.f.flush()
+    def __getattr__(self, name: str) -> Any:  # flush, tell, seek, ... as the file has them
+        return getattr(self.f, name)
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj)`` into ``path``, atomically (rename within one file system). A write
-    that fails (no space, over quota, read-only) raises the OSError naming ``path``; the
-    temporary file is removed and the previous file at ``path`` is untouched."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` into ``path``, atomically (rename within one file system). A write that
+    fails (no space, over quota, read-only) raises the OSError naming ``path``; the temporary
+    file is removed and the previous file at ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
@@ -42,7 +43,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
         with os.fdopen(fd, "wb") as f:
             out = _KeepsWriteErrors(f)
-            torch.save(obj, out)
+            write(out)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX within one file system
@@ -52,6 +53,11 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         if isinstance(cause, OSError) and cause.errno is not None:
             raise OSError(cause.errno, os.strerror(cause.errno), str(path)) from e
         raise
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj)`` into ``path``, atomically (``atomic_write``)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 # what the machine, not the program, got wrong when a file could not be written
@@ -74,11 +80,13 @@ def storage_fault(e: BaseException) -> str | None:
         if isinstance(e, OSError) and e.errno in STORAGE_FAULTS and e.filename:
             where = Path(e.filename)
             run = next((d for d in where.parents[:2] if (d / "config.yaml").is_file()), None)
-            then = f"RESUME={run}" if run else "the run directory"
+            then = f"resume with RESUME={run}" if run else "resume from the run directory"
+            if run and not any(run.rglob("*.ckpt")):
+                then = "no checkpoint was written yet: start the run again"
             return (
                 f"cannot write {where.name} in {where.parent}: {e.strerror}; "
                 f"{STORAGE_FAULTS[e.errno]}. Files written before are intact (checkpoints are "
-                f"replaced whole or not at all): resume with {then} once it is fixed"
+                f"replaced whole or not at all): {then} once it is fixed"
             )
         e = e.__cause__ or e.__context__
     return None

@@ -228,7 +228,7 @@ def test_a_full_disk_is_one_line_leaves_nothing_half_written_and_the_resume_cont
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     resumed = run([*args[:-2], "--trainer.max_steps", "30", "--ckpt_path", str(run_dir)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from step000020.ckpt (generator step 20)" in resumed.stderr  # no last.ckpt
+    assert "last.ckpt: using step000020.ckpt (generator step 20)" in resumed.stderr  # no last.ckpt
     assert starts(run_dir)[-1] == 20 and step_of(run_dir / "checkpoints" / "last.ckpt") == 30
 
 
@@ -294,7 +294,7 @@ def test_a_missing_last_ckpt_resumes_from_the_newest_step_file(tmp_path):
     (checkpoints / "step000005.ckpt").touch()  # older, though newer on disk
     resumed = run([*args[:-2], "--trainer.max_steps", "14", "--ckpt_path", str(tmp_path / "run")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"no {checkpoints / 'last.ckpt'}: resuming from step000010.ckpt" in resumed.stderr
+    assert f"no {checkpoints / 'last.ckpt'}: using step000010.ckpt" in resumed.stderr
     assert starts(tmp_path / "run")[-1] == 10 and step_of(checkpoints / "last.ckpt") == 14
 
 

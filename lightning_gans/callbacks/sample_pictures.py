@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +13,7 @@ from PIL import Image
 
 from lightning_gans.callbacks.pictures import image_grid, scatter_2d
 from lightning_gans.errors import require
+from lightning_gans.files import atomic_write
 
 N_POINTS_2D = 1024
 
@@ -60,7 +62,10 @@ class SamplePictures(L.Callback):
         dirpath.mkdir(parents=True, exist_ok=True)
         for name, picture in pictures.items():
             prefix = "" if name == "samples" else f"{name}_"
-            picture.save(dirpath / f"{prefix}step_{step:06d}.png")
+            # whole or not at all: a full disk leaves no half picture
+            atomic_write(
+                dirpath / f"{prefix}step_{step:06d}.png", partial(picture.save, format="PNG")
+            )
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for name, picture in pictures.items():

@@ -145,8 +145,16 @@ class HistoryCSVLogger(CSVLogger):
 
     @rank_zero_only
     def save(self) -> None:
-        if Path(self.log_dir).is_dir():  # else it vanished: LastCheckpoint stops the run
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if not path.parent.is_dir():  # it vanished: LastCheckpoint stops the run
+            return
+        size = path.stat().st_size if path.is_file() else 0
+        try:
             super().save()
+        except OSError:  # a full disk: the rows appended so far go, no half row stays
+            if path.is_file() and path.stat().st_size > size:
+                os.truncate(path, size)
+            raise
 
 
 class FallbackWandbLogger(WandbLogger):

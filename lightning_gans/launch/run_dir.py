@@ -214,8 +214,8 @@ def newest_checkpoint(folder: Path) -> Path | None:
         return None
     step, _, newest = max(steps)
     if launcher_rank() == 0:
-        sys.stderr.write(f"no {last}: resuming from {newest.name} (generator step {step}), "
-                         "the newest checkpoint there\n")  # fmt: skip
+        sys.stderr.write(f"no {last}: using {newest.name} (generator step {step}), the "
+                         "newest checkpoint there\n")  # fmt: skip
     return newest
 
 

@@ -73,8 +73,10 @@ class TrainedSteps(L.Callback):
     def write(self, trainer: L.Trainer, **fields) -> None:
         import json
         import os
+        import socket
 
         line = {"rank": trainer.global_rank, "pid": os.getpid(), **fields}
+        line["host"] = socket.gethostname()
         line["restart"] = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         with open(Path(trainer.default_root_dir) / "trained_steps.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
