@@ -366,6 +366,24 @@ def test_a_holder_on_another_host_is_refused_while_it_beats_and_taken_over_once_
     assert starts(run_dir)[-1] == step and time.time() - t0 >= STALE_AFTER_S
 
 
+@pytest.mark.slow
+def test_a_run_whose_lock_another_process_took_stops_writing_nothing(tmp_path):
+    """This run looked dead to another process (suspended, a lost network) that took the lock:
+    it stops at its next step boundary and writes no checkpoint over the new holder's."""
+    proc = start(command(tmp_path, *TINY_GAN, "--checkpoint.every_n_train_steps", "100000"))
+    run_dir = tmp_path / "run"
+    training(run_dir, proc, steps=20)
+    other = {**me(), "host": "node-b", "pid": 4242}
+    aside = run_dir / ".other.lock"
+    aside.write_text(json.dumps(other))
+    os.replace(aside, run_dir / LOCK_NAME)  # as a takeover puts its own lock in place
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert f"run directory {run_dir} was taken over by another process at generator step" in err
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()  # nothing written over theirs
+    assert json.loads((run_dir / LOCK_NAME).read_text()) == other  # its lock left alone
+
+
 def beating(path: Path, holder: dict, stop: threading.Event) -> threading.Thread:
     """A live holder on another host, as this host sees it: its lock file, touched."""
     path.write_text(json.dumps(holder))

@@ -190,6 +190,7 @@ class LastCheckpoint(L.Callback):
         into it again, the only copy of the work left."""
         at = f"run directory {self.run_dir} {{}} at generator step {trainer.global_step}: "
         if self.stopped_by == "taken":
+            self.saved_step = trainer.global_step  # so that the end of training writes none
             said = at.format("was taken over by another process") + "stopped, writing nothing"
         else:
             self.save(trainer)

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from lightning_gans.errors import ConfigError
 from lightning_gans.launch.run_dir import launcher_rank
 from lightning_gans.lightning_internals import drop_wandb_anonymous
+from lightning_gans.run_lock import lock_lost
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
@@ -146,8 +147,8 @@ class HistoryCSVLogger(CSVLogger):
     @rank_zero_only
     def save(self) -> None:
         path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
-        if not path.parent.is_dir():  # it vanished: LastCheckpoint stops the run
-            return
+        if not path.parent.is_dir() or lock_lost() == "taken":  # LastCheckpoint stops the run
+            return  # without writing into a directory that is no longer this run's
         size = path.stat().st_size if path.is_file() else 0
         try:
             super().save()

@@ -1,5 +1,6 @@
 """What the tools share on the command line: one line and exit 2 for a bad argument (argparse
-would print its usage block), one line for a user's error or a non-finite result."""
+would print its usage block), one line for a user's error, a non-finite result, a full disk or
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from lightning_gans.errors import ConfigError, NonFiniteLossError
+from lightning_gans.files import storage_fault
 from lightning_gans.launch.run_dir import resolve_checkpoint, trust
 
 
@@ -19,6 +21,15 @@ def one_line_errors(work: Callable[[], None]) -> None:
     except (ConfigError, NonFiniteLossError) as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2 if isinstance(e, ConfigError) else 1)
+    except KeyboardInterrupt:  # Ctrl-C: nothing half-written (results are written whole)
+        sys.stderr.write("interrupted (Ctrl-C)\n")
+        sys.exit(130)
+    except OSError as e:  # a full disk, a read-only or vanished directory
+        fault = storage_fault(e)
+        if fault is None:
+            raise
+        sys.stderr.write(f"error: {fault}\n")
+        sys.exit(1)
 
 
 def add_trust_flag(ap: argparse.ArgumentParser) -> None:

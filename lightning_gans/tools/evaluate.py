@@ -27,6 +27,7 @@ import torch
 from lightning_gans.callbacks.measurements import short_reference
 from lightning_gans.data import REFERENCES, GANDataModule, batches, first_n
 from lightning_gans.errors import ConfigError, OneLineParser, require
+from lightning_gans.files import atomic_write
 from lightning_gans.launch.console import lightning_silent, quiet_lightning
 from lightning_gans.launch.run_dir import read_checkpoint, resolve_checkpoint, trusted
 from lightning_gans.metrics.features import FEATURES, classifier_path
@@ -145,8 +146,8 @@ def evaluate(
         "real_vs_real": baseline,
     }
     written = eval_path(path, step, result["features"].split()[0])
-    written.parent.mkdir(parents=True, exist_ok=True)
-    written.write_text(json.dumps(result, indent=2) + "\n")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(written, lambda f: f.write(text.encode()))  # whole or not at all
     result["written"] = str(written)
     log_to_wandb(path, result)
     return result
