@@ -64,7 +64,7 @@ test-all: install ## everything but the real-Slurm tests: CLI end to end, DDP, e
 # preemption, eval, sample, validate, the Lightning canaries and W&B
 FLOOR_TESTS = tests/test_lightning_internals.py tests/test_model_contract.py tests/test_resume.py \
 	tests/test_preemption.py tests/test_cli.py tests/test_evaluation.py tests/test_tracking.py \
-	tests/test_fork_safety.py
+	tests/test_fork_safety.py tests/test_faults.py
 test-floor: ## the floor versions (constraints-floor.txt) in .venv-floor: a subset of the suite
 	$(MAKE) install VENV=.venv-floor CONSTRAINTS=constraints-floor.txt
 	VENV=.venv-floor CONSTRAINTS=constraints-floor.txt .venv-floor/bin/python -m pytest -q -m "not slurm" $(FLOOR_TESTS)
