@@ -275,9 +275,11 @@ def test_a_second_job_on_a_training_run_is_refused_on_every_rank_and_the_first_g
     slurm, tmp_path
 ):
     runs = tmp_path / "runs"
-    first = submit(slurm, runs, f"{STEPS} --trainer.max_steps 400")
+    first = submit(
+        slurm, runs, f"{STEPS} --trainer.max_steps 400 --checkpoint.every_n_train_steps 10"
+    )
     run = runs / f"wgangp-toy8-{first}"
-    wait(lambda: logged_step(run, 19), 120, "the first job to log step 19")
+    wait(lambda: (run / "checkpoints" / "last.ckpt").is_file(), 120, "the first checkpoint")
     second = submit(slurm, runs, f"{STEPS} --trainer.max_steps 400 --ckpt_path {run}")
     fields = wait_done(slurm, second, timeout=120)
     log = job_log(runs, second)
