@@ -227,9 +227,8 @@ def lock_run_dir(run_dir: Path, writer: bool) -> None:
             return  # started by the holder: a DDP process of its run
         if same_job and not writer:  # a rank of the holder's own job: its rank 0 writes
             return
-        if same_job and here is not True:  # this job's earlier attempt: SLURM ended it
-            pass
-        elif holder_alive(path, holder):
+        earlier_attempt = same_job and here is not True  # of this job: SLURM has ended it
+        if not earlier_attempt and holder_alive(path, holder):
             raise _refuse(run_dir, holder)
         if not writer:
             return
@@ -287,7 +286,8 @@ def _take_over(path: Path, stale: dict, say: bool) -> None:
 def _remove_leftovers(run_dir: Path) -> None:
     """Temporary files of a writer that was killed mid-write (atomic writes leave them on a
     SIGKILL): with the lock held, no one else is writing them."""
-    for folder in (run_dir, run_dir / "checkpoints"):
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
         for tmp in folder.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            if not tmp.name.startswith(f".{LOCK_NAME}."):  # another newcomer's, being linked
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
