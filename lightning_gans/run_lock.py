@@ -45,10 +45,11 @@ def _boot_id() -> str:
 
 
 def _started(pid: int) -> str:
-    """A process's start time since boot (Linux; "" elsewhere): with the pid, one process."""
+    """A process's start time since boot (Linux; "" elsewhere): with the pid, one process.
+    "exited" for a zombie: it has ended, and only its parent has not collected it yet."""
     with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return "exited" if fields[0] in ("Z", "X") else fields[19]
     return ""
 
 

@@ -444,3 +444,21 @@ def test_the_ranks_of_the_holders_job_go_on_and_a_live_process_of_it_is_not_take
     from lightning_gans.run_lock import release_run_locks
 
     release_run_locks()
+
+
+def test_the_lock_of_a_process_that_exited_but_is_not_collected_yet_is_stale(tmp_path):
+    """A zombie still answers kill(pid, 0): it must not pass for a live holder."""
+    from lightning_gans.run_lock import alive_here, release_run_locks
+
+    child = subprocess.Popen(["sleep", "0.5"])  # not waited for: a zombie once it ends
+    stat = Path(f"/proc/{child.pid}/stat")
+    held = {**me(), "pid": child.pid, "started": stat.read_text().rsplit(")", 1)[1].split()[19]}
+    assert alive_here(held) is True
+    wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", 10, "a zombie")
+    (tmp_path / LOCK_NAME).write_text(json.dumps(held))
+    try:
+        lock_run_dir(tmp_path, writer=True)  # taken over, not refused
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    finally:
+        release_run_locks()
+        child.wait()
