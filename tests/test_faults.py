@@ -462,3 +462,21 @@ def test_the_lock_of_a_process_that_exited_but_is_not_collected_yet_is_stale(tmp
     finally:
         release_run_locks()
         child.wait()
+
+
+@root_only
+def test_a_config_rewritten_on_a_full_disk_stays_the_old_one(small_disk):
+    """A resume rewrites the run's config.yaml: on a full disk the old one stays, whole."""
+    from lightning_gans.launch.parsing import OneLineErrorParser
+
+    parser = OneLineErrorParser()
+    parser.add_argument("--notes", type=str)
+    config = small_disk / "config.yaml"
+    parser.save(parser.parse_args(["--notes", "the run's own"]), str(config))
+    with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
+        while True:  # the rest of the 12 MB
+            f.write(b"\0" * 4096)
+    with pytest.raises(OSError, match=f"No space left on device: '{config}'"):
+        parser.save(parser.parse_args(["--notes", "x" * 100_000]), str(config))
+    assert parser.parse_path(str(config)).notes == "the run's own"
+    assert [p.name for p in small_disk.iterdir() if p.name.endswith(".tmp")] == []

@@ -4,6 +4,7 @@ unless the user is logged in (or sets WANDB_MODE) and the server answers
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -153,8 +154,9 @@ class HistoryCSVLogger(CSVLogger):
         try:
             super().save()
         except OSError:  # a full disk: the rows appended so far go, no half row stays
-            if path.is_file() and path.stat().st_size > size:
-                os.truncate(path, size)
+            with contextlib.suppress(OSError):  # a read-only one cannot be, nor need be
+                if path.stat().st_size > size:
+                    os.truncate(path, size)
             raise
 
 

@@ -3,7 +3,9 @@ config is written to the run directory (without ``ckpt_path``) and recorded in e
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 
@@ -26,6 +28,21 @@ class OneLineErrorParser(LightningArgumentParser):
         kept = [ln.removeprefix("- ") for ln in lines if not ln.startswith(self.NOISE)]
         sys.stderr.write(f"error: {' '.join(kept)[:800]} (see --help for the valid options)\n")
         sys.exit(2)
+
+    def save(self, cfg, path, *args, **kwargs) -> None:
+        """The parser's own save, whole or not at all: a resume rewrites the run's
+        ``config.yaml``, and a full disk must leave the previous one, not half of one."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            super().save(cfg, str(tmp), *args, **{**kwargs, "overwrite": True})
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class SaveRunConfig(SaveConfigCallback):
