@@ -325,6 +325,22 @@ def test_a_second_process_on_a_training_run_is_refused_in_seconds(tmp_path):
     assert steps == sorted(steps) and starts(run_dir) == [0]
 
 
+def test_a_run_before_its_first_checkpoint_names_its_holder_to_a_resume_and_a_rerun(tmp_path):
+    """The default keeps a checkpoint every 1,000 steps: a resume, or the same --run.name,
+    started meanwhile is told who trains there, not only that nothing is there yet."""
+    first = start(command(tmp_path, *TINY_GAN))
+    run_dir = tmp_path / "run"
+    training(run_dir, first, steps=10)
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()
+    holder = f"is in use by another run (host {socket.gethostname()}, process {first.pid}"
+    for again in (["--ckpt_path", str(run_dir)], []):  # a resume; a rerun of the same name
+        second = run([*command(tmp_path, *TINY_GAN), *again])
+        assert second.returncode == 2, second.stderr[-3000:]
+        (line,) = error_lines(second.stderr)
+        assert line.startswith(f"error: run directory {run_dir} {holder}"), line
+    assert first.poll() is None
+
+
 @pytest.mark.slow
 def test_the_lock_of_a_killed_run_never_blocks_its_resume(tmp_path):
     args = command(tmp_path, *TINY_GAN, "--checkpoint.every_n_train_steps", "10")

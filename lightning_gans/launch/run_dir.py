@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from lightning_gans.errors import ConfigError
+from lightning_gans.run_lock import lock_run_dir
 
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"  # "<pid>:<dir>": rank 0's run directory for its children
 
@@ -60,6 +61,7 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
                 if requeued():  # made by this job's first attempt, stopped before a checkpoint
                     break
                 if fixed:
+                    lock_run_dir(path, writer=False)  # a run that trains there is named
                     raise ConfigError(
                         f"run directory {path} exists: resume it with --ckpt_path {path} "
                         "(make train RESUME=...), or choose another --run.name"
@@ -186,7 +188,10 @@ def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
         return None
     p = Path(path)
     if p.is_dir():
+        run = p
         p = newest_checkpoint(p / "checkpoints" if (p / "checkpoints").is_dir() else p) or p
+        if p == run:  # none yet: a run that trains has not written one, and is named
+            lock_run_dir(run, writer=False)
     if not p.is_file():
         raise ConfigError(
             f"checkpoint {path!r} not found: pass a .ckpt file or a run directory "
