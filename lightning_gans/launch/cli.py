@@ -142,8 +142,17 @@ class GANCLI(CheckpointHparamsHook):
         given = self.config[subcommand]
         if given.get("weights_only") is False and given.get("ckpt_path"):  # the user's opt-in
             trust(resolve_checkpoint(given.ckpt_path, check=False))
-        path = resolve_checkpoint(given.get("ckpt_path"))
+        path = self.checkpoint(given.get("ckpt_path"))
         return subcommand != "fit" and not (path and trusted(path))  # Lightning reads as data
+
+    def checkpoint(self, ckpt_path: str | None) -> Path | None:
+        """``--ckpt_path`` as a checkpoint file, resolved and read once per run (both hooks
+        ask): a run directory's fallback to its newest step file reads every candidate."""
+        asked, found = getattr(self, "_checkpoint", (object(), None))
+        if asked != ckpt_path:
+            found = resolve_checkpoint(ckpt_path)
+            self._checkpoint = (ckpt_path, found)
+        return found
 
     @property
     def active_config(self):
@@ -154,7 +163,7 @@ class GANCLI(CheckpointHparamsHook):
         check_trainer(config.trainer)
         model = config.model.class_path.rsplit(".", 1)[-1].lower()
         run, dataset = config.run, config.data.dataset
-        resume = resolve_checkpoint(config.get("ckpt_path"))
+        resume = self.checkpoint(config.get("ckpt_path"))
         own_dir = resume is not None and resume.parent.name == "checkpoints"
         if own_dir and run.name in (None, resume.parent.parent.name):
             self.run_dir = resume.parent.parent  # continue in the run's own directory

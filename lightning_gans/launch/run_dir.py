@@ -189,7 +189,8 @@ def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
     p = Path(path)
     if p.is_dir():
         run = p
-        p = newest_checkpoint(p / "checkpoints" if (p / "checkpoints").is_dir() else p) or p
+        folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+        p = newest_checkpoint(folder, say=check) or p
         if p == run:  # none yet: a run that trains has not written one, and is named
             lock_run_dir(run, writer=False)
     if not p.is_file():
@@ -202,10 +203,10 @@ def resolve_checkpoint(path: str | None, check: bool = True) -> Path | None:
     return p
 
 
-def newest_checkpoint(folder: Path) -> Path | None:
+def newest_checkpoint(folder: Path, say: bool = True) -> Path | None:
     """``last.ckpt`` in ``folder``; where it is missing (deleted, or lost with a file system
     that was restored), the readable checkpoint of the highest generator step, said in one
-    line; None when there is none."""
+    line (``say``); None when there is none."""
     last = folder / "last.ckpt"
     if last.is_file():
         return last
@@ -218,7 +219,7 @@ def newest_checkpoint(folder: Path) -> Path | None:
     if not steps:
         return None
     step, _, newest = max(steps)
-    if launcher_rank() == 0:
+    if say and launcher_rank() == 0:
         sys.stderr.write(f"no {last}: using {newest.name} (generator step {step}), the "
                          "newest checkpoint there\n")  # fmt: skip
     return newest
