@@ -41,6 +41,7 @@ from lightning_gans.launch.parsing import OneLineErrorParser, SaveRunConfig
 from lightning_gans.launch.report import run_report
 from lightning_gans.launch.resume_rule import check_resume
 from lightning_gans.launch.run_dir import (
+    another_run,
     checkpoint_step,
     default_name,
     launcher_rank,
@@ -146,13 +147,10 @@ class GANCLI(CheckpointHparamsHook):
         return subcommand != "fit" and not (path and trusted(path))  # Lightning reads as data
 
     def checkpoint(self, ckpt_path: str | None) -> Path | None:
-        """``--ckpt_path`` as a checkpoint file, resolved and read once per run (both hooks
-        ask): a run directory's fallback to its newest step file reads every candidate."""
-        asked, found = getattr(self, "_checkpoint", (object(), None))
-        if asked != ckpt_path:
-            found = resolve_checkpoint(ckpt_path)
-            self._checkpoint = (ckpt_path, found)
-        return found
+        """``--ckpt_path`` as a file, resolved and read once per run (both hooks ask)."""
+        if getattr(self, "_checkpoint", (object(),))[0] != ckpt_path:
+            self._checkpoint = (ckpt_path, resolve_checkpoint(ckpt_path))
+        return self._checkpoint[1]
 
     @property
     def active_config(self):
@@ -190,7 +188,7 @@ class GANCLI(CheckpointHparamsHook):
             apply_time_budget(config, resuming=resume is not None)
         config.trainer.default_root_dir = str(self.run_dir)
         dirpath = config.checkpoint.dirpath
-        if dirpath is None or _another_run(Path(dirpath).parent, self.run_dir):
+        if dirpath is None or another_run(Path(dirpath).parent, self.run_dir):
             # a run's saved config.yaml names its own checkpoints/: a rerun from it is a new
             # run, which never writes into the old one's directory
             config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
@@ -245,11 +243,6 @@ def slurm_environment() -> SLURMEnvironment:
         return SLURMEnvironment(auto_requeue=False)
     except RuntimeError as e:
         raise ConfigError(f"SLURM: {' '.join(str(e).split())}") from None
-
-
-def _another_run(directory: Path, run_dir: Path) -> bool:
-    """Whether ``directory`` is an existing run's directory other than ``run_dir``."""
-    return directory.resolve() != run_dir.resolve() and (directory / "config.yaml").is_file()
 
 
 TRAINER_DEFAULTS = {

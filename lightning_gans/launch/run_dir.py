@@ -76,6 +76,11 @@ def new_run_dir(root: str, name: str | None, model: str, dataset: str) -> Path:
     return path
 
 
+def another_run(directory: Path, run_dir: Path) -> bool:
+    """Whether ``directory`` is an existing run's directory other than ``run_dir``."""
+    return directory.resolve() != run_dir.resolve() and (directory / "config.yaml").is_file()
+
+
 MADE: list[Path] = []  # the run directories this process set up, in order
 
 
