@@ -4,9 +4,10 @@ new one, never half of one. The file takes the umask, as any other file does."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,28 +32,38 @@ class _KeepsWriteErrors:
         return getattr(self.f, name)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """``write(f)`` into ``path``, atomically (rename within one file system). A write that
-    fails (no space, over quota, read-only) raises the OSError naming ``path``; the temporary
-    file is removed and the previous file at ``path`` is untouched."""
+@contextlib.contextmanager
+def replaced_whole(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write, renamed over ``path`` when the block ends: the
+    file is whole or not there. On a failure the temporary file is removed, ``path`` is
+    untouched, and an OSError (no space, over quota, read-only) is raised naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    out = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
-        with os.fdopen(fd, "wb") as f:
-            out = _KeepsWriteErrors(f)
-            write(out)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)  # atomic on POSIX within one file system
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        cause = out.error if out is not None and out.error is not None else e
-        if isinstance(cause, OSError) and cause.errno is not None:
-            raise OSError(cause.errno, os.strerror(cause.errno), str(path)) from e
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
         raise
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` into ``path`` whole or not at all (``replaced_whole``), flushed to disk."""
+    with replaced_whole(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode & ~umask
+        with os.fdopen(fd, "wb") as f:
+            out = _KeepsWriteErrors(f)
+            try:
+                write(out)
+            except BaseException as e:
+                if out.error is not None:  # the cause behind torch's "unexpected pos"
+                    raise OSError(out.error.errno, out.error.strerror) from e
+                raise
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

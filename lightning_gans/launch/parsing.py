@@ -3,12 +3,11 @@ config is written to the run directory (without ``ckpt_path``) and recorded in e
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 
+from lightning_gans.files import replaced_whole
 from lightning_gans.launch.run_dir import git_commit
 
 
@@ -32,17 +31,8 @@ class OneLineErrorParser(LightningArgumentParser):
     def save(self, cfg, path, *args, **kwargs) -> None:
         """The parser's own save, whole or not at all: a resume rewrites the run's
         ``config.yaml``, and a full disk must leave the previous one, not half of one."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with replaced_whole(path) as tmp:
             super().save(cfg, str(tmp), *args, **{**kwargs, "overwrite": True})
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise OSError(e.errno, e.strerror, str(path)) from e
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 class SaveRunConfig(SaveConfigCallback):
