@@ -2,7 +2,7 @@
 caught first, before torch is imported (seconds): a SIGUSR1 or SIGTERM that arrives while the
 job starts is acted on at the first step boundary instead of killing the process."""
 
-from lightning_gans.signals import catch_signals
+from lightning_gans.signals import catch_signals, exit_interrupted
 
 
 def main() -> None:
@@ -15,8 +15,7 @@ def main() -> None:
     try:
         from lightning_gans.launch.main import main as run_cli  # torch, Lightning: after these
     except KeyboardInterrupt:  # Ctrl-C while Python imports them (seconds)
-        sys.stderr.write("interrupted (Ctrl-C)\n")
-        sys.exit(130)
+        exit_interrupted()
     run_cli()
 
 

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 CAUGHT = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 received: list[int] = []  # the signals this process got, in order
@@ -53,6 +53,15 @@ def save_on_ctrl_c(fitting: bool) -> None:
 def interrupted() -> bool:
     """Whether a Ctrl-C reached this process during this command."""
     return bool(ctrl_c)
+
+
+INTERRUPTED = 130  # a shell's status for a command ended by Ctrl-C (128 + SIGINT)
+
+
+def exit_interrupted() -> NoReturn:
+    """The end of a command that Ctrl-C stopped outside a fit: one line, never a traceback."""
+    sys.stderr.write("interrupted (Ctrl-C)\n")
+    sys.exit(INTERRUPTED)
 
 
 def main_thread() -> bool:

@@ -29,7 +29,7 @@ ALLOWED = {
     "callbacks": LOW | {"signals", "run_lock", "data", "nets", "metrics", "models"},
     # what starts a run: the CLI, run directories, loggers, SLURM
     "launch": LOW | {"signals", "run_lock", "data", "nets", "metrics", "models", "callbacks"},
-    "tools": LOW | {"data", "nets", "metrics", "models", "callbacks", "launch"},
+    "tools": LOW | {"signals", "data", "nets", "metrics", "models", "callbacks", "launch"},
     "__main__": {"signals", "launch"},
 }
 ALGORITHMS = ["gan.py", "wgan.py", "wgan_gp.py", "vae.py"]

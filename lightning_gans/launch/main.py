@@ -15,9 +15,13 @@ from lightning_gans.launch.cli import build_cli
 from lightning_gans.launch.console import quiet_lightning
 from lightning_gans.launch.run_dir import MADE, release_failed_run_dir
 from lightning_gans.launch.trainer_checks import trainer_error
-from lightning_gans.signals import ctrl_c, interrupted, release_signals
-
-INTERRUPTED = 130  # a shell's status for a command ended by Ctrl-C (128 + SIGINT)
+from lightning_gans.signals import (
+    INTERRUPTED,
+    ctrl_c,
+    exit_interrupted,
+    interrupted,
+    release_signals,
+)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -33,7 +37,7 @@ def main(args: list[str] | None = None) -> None:
             raise
         # Ctrl-C outside a fit, or a second one: Lightning exits 1 from its own handler
         if isinstance(e, KeyboardInterrupt):
-            sys.stderr.write("interrupted (Ctrl-C)\n")
+            exit_interrupted()
         sys.exit(INTERRUPTED)
     except Exception as e:
         cause = user_error(e)

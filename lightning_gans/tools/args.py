@@ -11,6 +11,7 @@ from collections.abc import Callable
 from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.files import storage_fault
 from lightning_gans.launch.run_dir import resolve_checkpoint, trust
+from lightning_gans.signals import exit_interrupted
 
 
 def one_line_errors(work: Callable[[], None]) -> None:
@@ -22,8 +23,7 @@ def one_line_errors(work: Callable[[], None]) -> None:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2 if isinstance(e, ConfigError) else 1)
     except KeyboardInterrupt:  # Ctrl-C: nothing half-written (results are written whole)
-        sys.stderr.write("interrupted (Ctrl-C)\n")
-        sys.exit(130)
+        exit_interrupted()
     except OSError as e:  # a full disk, a read-only or vanished directory
         fault = storage_fault(e)
         if fault is None:
