@@ -148,9 +148,9 @@ class GANCLI(CheckpointHparamsHook):
 
     def checkpoint(self, ckpt_path: str | None) -> Path | None:
         """``--ckpt_path`` as a file, resolved and read once per run (both hooks ask)."""
-        if getattr(self, "_checkpoint", (object(),))[0] != ckpt_path:
-            self._checkpoint = (ckpt_path, resolve_checkpoint(ckpt_path))
-        return self._checkpoint[1]
+        if getattr(self, "resolved_checkpoint", (object(),))[0] != ckpt_path:
+            self.resolved_checkpoint = (ckpt_path, resolve_checkpoint(ckpt_path))
+        return self.resolved_checkpoint[1]
 
     @property
     def active_config(self):
