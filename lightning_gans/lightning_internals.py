@@ -18,6 +18,8 @@ API gives the same thing; what each buys was measured (docs/design.md).
   a stop (a row the uninterrupted run never logged).
 - ``CheckpointHparamsHook``: a hook around ``LightningCLI._parse_ckpt_path``.
 - ``drop_wandb_anonymous``: the ``anonymous`` value Lightning hands ``wandb.init``.
+- ``start_wandb_run_again``: Lightning's W&B logger keeps the run it started; this starts it
+  again with the same ``wandb.init`` arguments after W&B's service stopped.
 - ``LIGHTNING_INFO_UNSAID``, ``LIGHTNING_WARNINGS_UNSAID``: Lightning's messages kept off the
   console (launch/console.py installs the filters).
 """
@@ -127,6 +129,18 @@ def drop_wandb_anonymous(logger: Any) -> None:
     """Lightning always hands ``wandb.init`` an ``anonymous`` value, and wandb then prints
     "The anonymous setting has no effect" on every run."""
     getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+
+
+def start_wandb_run_again(logger: Any) -> Any:
+    """Lightning's ``WandbLogger`` starts its run once and keeps it: after W&B's service
+    stopped (docs/design.md#wandb-through-a-preemption) the same ``wandb.init`` arguments start
+    it again (the same run id), with the x-axis Lightning gives a new run."""
+    import wandb
+
+    logger._experiment = run = wandb.init(**logger._wandb_init)
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    return run
 
 
 # --- the console: docs/design.md#the-console --------------------------------------------------

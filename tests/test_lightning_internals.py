@@ -242,6 +242,23 @@ def test_wandb_still_gets_an_anonymous_value(tmp_path):
     assert "anonymous" not in logger._wandb_init
 
 
+def test_wandb_logger_keeps_its_run_and_init_arguments_where_the_restart_sets_them(tmp_path):
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, id="kept")
+    assert getattr(logger, "_wandb_init", {}).get("id") == "kept", canary(
+        "start_wandb_run_again", "WandbLogger's wandb.init arguments (_wandb_init)"
+    )
+    run = object()
+    logger._experiment = run  # what start_wandb_run_again sets: experiment must return it
+    assert logger.experiment is run, canary(
+        "start_wandb_run_again", "where WandbLogger keeps its run (_experiment)"
+    )
+    source = inspect.getsource(WandbLogger.experiment.fget)
+    axis = 'define_metric("*", step_metric="trainer/global_step", step_sync=True)'
+    assert axis in source, canary(
+        "start_wandb_run_again", "the x-axis WandbLogger defines for a new run"
+    )
+
+
 def lightning_source() -> str:
     return "\n".join(p.read_text() for p in LIGHTNING.rglob("*.py"))
 

@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from tests.helpers import ROOT, own_lines
+from tests.helpers.fake_wandb import FakeWandbServer, figure_steps
 
 pytestmark = pytest.mark.slurm
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -198,28 +199,44 @@ def test_sigusr1_checkpoints_requeues_once_and_the_restart_ends_bit_identical(sl
 
 
 def test_sigterm_checkpoints_at_once_never_requeues_and_a_requeue_resumes(slurm, tmp_path):
+    """With W&B online (the stand-in server), as configured by default: Slurm's SIGTERM stops
+    W&B's service too, and every row through the stop and after the requeue still reaches the
+    one W&B run, each once (docs/design.md#wandb-through-a-preemption)."""
     runs = tmp_path / "runs"
-    job_id = submit(slurm, runs, f"{STEPS} {EXACT} --trainer.max_steps 300")
-    run = runs / f"wgangp-toy8-{job_id}"
-    wait(lambda: logged_step(run, 49), 120, "training to log step 49")
-    signal_job(slurm, job_id, "TERM")  # every task and its DataLoader worker (num_workers 1)
-    sent = time.time()
-    fields = wait_done(slurm, job_id, timeout=60)
-    assert time.time() - sent < 30  # within Slurm's KillWait
-    log = job_log(runs, job_id)
-    assert fields["Restarts"] == "0" and fields["ExitCode"] == "0:0", log
-    stops = re.findall(r"\[rank: (\d)\] SIGTERM at generator step (\d+)", log)
-    assert sorted(r for r, _ in stops) == ["0", "1"] and len({s for _, s in stops}) == 1, log
-    stopped = int(stops[0][1])
-    assert step_of(run / "checkpoints" / "last.ckpt") == stopped < 300
-    assert "killed by signal" not in log and "Traceback" not in log
+    with FakeWandbServer() as server:
+        env = {**slurm, "WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40}
+        env |= {"WANDB_BASE_URL": server.url, "WANDB__FILE_STREAM_TRANSMIT_INTERVAL": "0.5"}
+        job_id = submit(env, runs, f"{STEPS} {EXACT} --trainer.max_steps 1000 --run.logger wandb")
+        run = runs / f"wgangp-toy8-{job_id}"
+        wait(lambda: server.history >= 3, 120, "3 rows uploaded")
+        signal_job(env, job_id, "TERM")  # every process of the step: tasks, workers, wandb-core
+        sent = time.time()
+        fields = wait_done(env, job_id, timeout=60)
+        assert time.time() - sent < 30  # within Slurm's KillWait
+        log = job_log(runs, job_id)
+        assert fields["Restarts"] == "0" and fields["ExitCode"] == "0:0", log
+        stops = re.findall(r"\[rank: (\d)\] SIGTERM at generator step (\d+)", log)
+        assert sorted(r for r, _ in stops) == ["0", "1"] and len({s for _, s in stops}) == 1, log
+        stopped = int(stops[0][1])
+        assert step_of(run / "checkpoints" / "last.ckpt") == stopped < 1000
+        assert "killed by signal" not in log and "Traceback" not in log
+        assert "W&B's service was stopped" in log
+        (held,) = server.runs.values()
+        assert figure_steps(held) == csv_steps(run)  # every row through the stop, each once
 
-    subprocess.run(["scontrol", "requeue", job_id], env=slurm, check=True)  # as preemption would
-    fields = wait_done(slurm, job_id, restarts=1)
-    assert fields["JobState"] == "COMPLETED", job_log(runs, job_id)
+        subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)  # as preemption
+        fields = wait_done(env, job_id, restarts=1)
+        assert fields["JobState"] == "COMPLETED", job_log(runs, job_id)
     restart = [t for t in trained(run) if t["event"] == "end" and t["restart"] == 1]
-    assert {(t["first_step"], t["trained"]) for t in restart} == {(stopped, 300 - stopped)}
-    assert step_of(run / "checkpoints" / "last.ckpt") == 300
+    assert {(t["first_step"], t["trained"]) for t in restart} == {(stopped, 1000 - stopped)}
+    assert step_of(run / "checkpoints" / "last.ckpt") == 1000
+    assert list(server.runs) == [(run / "wandb_run_id").read_text().strip()]
+    assert figure_steps(held) == csv_steps(run) and csv_steps(run)[-1] == 1000  # no gap, repeat
+
+
+def csv_steps(run: Path) -> list[int]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [int(float(row["step"])) for row in csv.DictReader(f)]
 
 
 # --- 4. --ckpt_path FILE: a requeue continues from the job's own newer checkpoint ------------

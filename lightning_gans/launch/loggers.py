@@ -1,6 +1,5 @@
-"""The loggers. W&B is the default and never blocks training: it runs offline
-unless the user is logged in (or sets WANDB_MODE) and the server answers
-(docs/design.md#wandb-never-blocks-training)."""
+"""The loggers: W&B (the default, launch/wandb_logger.py) with a CSV copy of its rows
+beside it, CSV alone, TensorBoard or none."""
 
 from __future__ import annotations
 
@@ -8,86 +7,26 @@ import contextlib
 import csv
 import io
 import math
-import netrc
 import os
-import re
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_gans.errors import ConfigError
-from lightning_gans.launch.run_dir import launcher_rank
+from lightning_gans.launch.wandb_logger import (  # noqa: F401 (finish_wandb, wandb_run_id: here too)
+    FallbackWandbLogger,
+    finish_wandb,
+    wandb_mode,
+    wandb_run_id,
+)
 from lightning_gans.lightning_internals import drop_wandb_anonymous
 from lightning_gans.run_lock import lock_lost
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    parts = urlparse(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-MODES = ("online", "offline", "disabled", "dryrun")
-
-
-def wandb_mode() -> str:
-    """offline / online / disabled. Without ``WANDB_MODE``: online only when logged in and the
-    server answers within 3 seconds. ``WANDB_MODE=online`` asks for the server: refused in one
-    line when not logged in, offline with one warning when the server does not answer (W&B
-    never blocks training). Any other value is a typo, refused, not quietly offline."""
-    asked = os.environ.get("WANDB_MODE", "").lower()
-    if asked and asked not in MODES:
-        raise ConfigError(
-            f"WANDB_MODE {asked!r} (make: WANDB=) must be online, offline or disabled"
-        )
-    if asked in ("offline", "dryrun", "disabled"):
-        return {"dryrun": "offline"}.get(asked, asked)
-    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    logged_in = bool(os.environ.get("WANDB_API_KEY"))
-    if not logged_in:
-        try:
-            logged_in = netrc.netrc().authenticators(urlparse(base).hostname or "") is not None
-        except (OSError, netrc.NetrcParseError):
-            logged_in = False
-    if not logged_in:
-        if asked == "online":
-            raise ConfigError(
-                "WANDB_MODE online (make: WANDB=online): not logged in to W&B; run `wandb "
-                "login` (or set WANDB_API_KEY), or log offline and `wandb sync` later"
-            )
-        return "offline"
-    if not _reachable(base):
-        rank_zero_warn(
-            f"W&B server {base} is unreachable: logging offline instead "
-            "(upload later with `wandb sync`)"
-        )
-        return "offline"
-    return "online"
-
-
-def wandb_run_id(run_dir: Path) -> str:
-    """One W&B run per run directory: a resumed or requeued run continues it
-    (docs/design.md#one-run-one-directory)."""
-    path = run_dir / "wandb_run_id"
-    if path.exists():
-        return path.read_text().strip()
-    run_id = re.sub(r"[^a-zA-Z0-9_-]", "-", run_dir.name)[:48] + "-" + os.urandom(3).hex()
-    if launcher_rank() == 0:  # other ranks' W&B loggers are dummies
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id)
-    return run_id
 
 
 def kept_history(path: Path, keep_through: int | None) -> tuple[list[str], list[dict]]:
@@ -160,45 +99,6 @@ class HistoryCSVLogger(CSVLogger):
             raise
 
 
-class FallbackWandbLogger(WandbLogger):
-    """Lightning's W&B logger, except that a server which answers the reachability probe but
-    then fails to start the run (an error, or nothing within ``wandb_timeout`` seconds)
-    leaves the run logging offline, with one warning
-    (docs/design.md#wandb-never-blocks-training)."""
-
-    fell_back = False  # whether the run logs offline after a failed online start
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> Any:
-        try:
-            return super().experiment
-        except Exception as err:  # wandb's CommError, or its init timeout
-            if self.fell_back or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
-                raise
-            import wandb
-
-            wandb.teardown()  # its service still holds the run id the offline run takes
-            # a service this process shares with its parent (WANDB_SERVICE, inherited: a sweep
-            # agent's, say) keeps that id too, and outlives the teardown: start one of our own
-            os.environ.pop("WANDB_SERVICE", None)
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            rank_zero_warn(
-                f"W&B could not start the run online ({first[:200]}): logging offline "
-                "instead (upload later with `wandb sync`)"
-            )
-            self.fell_back = True
-        asked = os.environ.get("WANDB_MODE")
-        os.environ["WANDB_MODE"] = "offline"  # what wandb.init reads, for this start only
-        try:
-            return super().experiment
-        finally:
-            if asked is None:
-                os.environ.pop("WANDB_MODE", None)
-            else:
-                os.environ["WANDB_MODE"] = asked
-
-
 def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) -> list[Logger]:
     """The loggers ``options`` (the CLI's ``--run.*``) ask for: ``wandb`` (default; with a CSV
     copy of the metrics beside it), ``csv``, ``tensorboard`` or ``none``. ``resume_step``: the
@@ -254,20 +154,3 @@ def make_loggers(options: Any, run_dir: Path, resume_step: float | None = None) 
     )
     drop_wandb_anonymous(wandb)  # else wandb warns on every run that it has no effect
     return [wandb, table]
-
-
-def finish_wandb(trainer) -> None:
-    """Ends the W&B run so that its history is written; Lightning leaves it open. A server
-    that has stopped taking the run's data holds it up for ``wandb_timeout`` seconds at most:
-    the data stays in the run's W&B directory, for ``wandb sync``."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and trainer.global_rank == 0:
-            run = logger.experiment
-            timeout, saved = run.settings.finish_timeout, run.settings.sync_dir
-            try:
-                run.finish()
-            except TimeoutError:
-                rank_zero_warn(
-                    f"W&B server did not take the run's data within {timeout:g} s: it is "
-                    f"saved in {saved}; upload it with `wandb sync --include-online {saved}`"
-                )

@@ -26,6 +26,7 @@ from tests.helpers.cli import (
     fit_cli,
     own_lines,
     run_module,
+    signal_every_process,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "fit_cli",
     "own_lines",
     "run_module",
+    "signal_every_process",
 ]

@@ -98,3 +98,27 @@ def own_lines(stderr: str) -> list[str]:
     """What a command printed on stderr, less make's own report that a recipe failed (which
     reads ``make[1]: ***`` when ``make test`` runs the tests)."""
     return [ln for ln in stderr.splitlines() if not MAKE_SAYS.match(ln)]
+
+
+def signal_every_process(pid: int, sig: int) -> list[str]:
+    """Sends ``sig`` to ``pid`` and every process below it, whatever its session or process
+    group (W&B's service, DataLoader workers), as Slurm signals the processes of a job step.
+    Returns their names."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    todo, names = [pid], []
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            names.append(Path(f"/proc/{p}/comm").read_text().strip())
+            os.kill(p, sig)
+        except OSError:
+            pass
+    return names
