@@ -64,7 +64,7 @@ test-all: install ## everything but the real-Slurm tests: CLI end to end, DDP, e
 # preemption, eval, sample, validate, the Lightning canaries and W&B
 FLOOR_TESTS = tests/test_lightning_internals.py tests/test_model_contract.py tests/test_resume.py \
 	tests/test_preemption.py tests/test_cli.py tests/test_evaluation.py tests/test_tracking.py \
-	tests/test_fork_safety.py tests/test_faults.py
+	tests/test_fork_safety.py tests/test_faults.py tests/test_wandb_preemption.py
 test-floor: ## the floor versions (constraints-floor.txt) in .venv-floor: a subset of the suite
 	$(MAKE) install VENV=.venv-floor CONSTRAINTS=constraints-floor.txt
 	VENV=.venv-floor CONSTRAINTS=constraints-floor.txt .venv-floor/bin/python -m pytest -q -m "not slurm" $(FLOOR_TESTS)
@@ -111,7 +111,7 @@ bench: install ## Lightning vs a plain PyTorch loop, and the null workload -> be
 
 test-slurm: install ## the real-Slurm tests: throwaway one- and two-node clusters (root; installs Debian's Slurm)
 	tests/slurm/cluster.sh install || true
-	$(PY) -m pytest -q -m slurm -p no:cacheprovider tests/test_slurm_cluster.py tests/test_slurm_nodes.py
+	$(PY) -m pytest -q -m slurm -p no:cacheprovider tests/test_slurm_cluster.py tests/test_slurm_nodes.py tests/test_slurm_sweeps.py
 
 gpu-check: install ## the GPU suite (pytest -m gpu): precisions, no host syncs, CUDA<->CPU checkpoints, DDP on one GPU
 	$(PY) -m pytest -m gpu -q
@@ -119,10 +119,12 @@ gpu-check: install ## the GPU suite (pytest -m gpu): precisions, no host syncs, 
 bench-toy: install ## quality benchmark: exact W1 on toy8 after 2,000 iterations, 3 seeds (~40 min)
 	$(PY) benchmarks/toy_w1.py
 
-sweep: install ## create a W&B sweep for MODEL and run an agent on it (needs W&B online)
-	@test -f configs/sweeps/$(MODEL).yaml || { echo "no sweep for MODEL '$(MODEL)'; available: $(basename $(notdir $(wildcard configs/sweeps/*.yaml)))" >&2; exit 2; }
+SWEEP_CONFIG ?= configs/sweeps/$(MODEL).yaml
+sweep: install ## create a W&B sweep for MODEL (or SWEEP_CONFIG=file.yaml) and run an agent on it (needs W&B online)
+	@test -f "$(SWEEP_CONFIG)" -o "$(origin SWEEP_CONFIG)" != "command line" || { echo "SWEEP_CONFIG '$(SWEEP_CONFIG)' not found" >&2; exit 2; }
+	@test -f "$(SWEEP_CONFIG)" || { echo "no sweep for MODEL '$(MODEL)'; available: $(basename $(notdir $(wildcard configs/sweeps/*.yaml)))" >&2; exit 2; }
 	@mkdir -p runs
-	$(VENV)/bin/wandb sweep --project lightning-gans configs/sweeps/$(MODEL).yaml 2>&1 | tee runs/.sweep.log
+	$(VENV)/bin/wandb sweep --project lightning-gans $(SWEEP_CONFIG) 2>&1 | tee runs/.sweep.log
 	$(VENV)/bin/wandb agent $$(grep -o 'wandb agent .*' runs/.sweep.log | tail -1 | cut -d' ' -f3)
 
 NODES ?= 1
@@ -138,9 +140,10 @@ slurm: check-model install ## sbatch a run: MODEL= NODES=1 GPUS=1 (0: CPU) [TASK
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,) -- $(EXP_CONFIG) $(ARGS)
 
 AGENTS ?= 8
-slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project/id> [AGENTS=8 TIME= PARTITION= ... DRY_RUN=1]
+slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project/id> [AGENTS=8 GPUS=1 (0: CPU) TIME= PARTITION= ... DRY_RUN=1]
 	@test -n "$(SWEEP)" || { echo "SWEEP is required: make slurm-sweep SWEEP=<entity/project/sweep id> (wandb sweep configs/sweeps/<model>.yaml prints it)" >&2; exit 2; }
 	$(PY) -m lightning_gans.launch.slurm --sweep $(SWEEP) --agents $(AGENTS) --time $(TIME) --cpus $(CPUS) \
+		--gpus "$(GPUS)" --signal-lead "$(SIGNAL_LEAD)" \
 		$(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,)
 

@@ -53,14 +53,20 @@ SWEEP_TEMPLATE = """#!/bin/bash
 #SBATCH --job-name=lgans-sweep
 #SBATCH --array=1-{agents}
 #SBATCH --ntasks=1
-#SBATCH --gres=gpu:1
-#SBATCH --cpus-per-task={cpus}
+{gres}#SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
-{options}#SBATCH --output={logs}/%x-%A_%a.out
+{options}#SBATCH --signal=USR1@{lead}
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output={logs}/%x-%A_%a.out
 # One W&B sweep trial per array task, on a compute node rather than an agent on the login node:
 # each task asks the sweep for one set of values, trains it through the sweep's command, ends.
+# SIGUSR1 ({lead} s before the limit, or a preemption's): the trial checkpoints, tells W&B it
+# was preempted and requeues the task, whose new agent is handed the same trial to resume in
+# the same run directory and W&B run. The agent ignores SIGUSR1 (bash's trap, inherited by
+# exec), which would otherwise end it, and with it the trial before its checkpoint.
 cd {repo}
-{env}srun {wandb} agent --count 1 {sweep}
+{env}srun bash -c 'trap "" USR1; exec "$0" "$@"' {wandb} agent --count 1 {sweep}
 """
 
 
@@ -71,12 +77,15 @@ def sbatch_lines(options: dict[str, str | None], sbatch_args: str) -> str:
 
 
 def render_sweep(
-    sweep: str, agents: int, time_limit: str, cpus: int, options: str, env: str
-) -> str:
-    """An array of ``agents`` tasks, each running one trial of the W&B sweep ``sweep``."""
+    sweep: str, agents: int, time_limit: str, cpus: int, options: str, env: str,
+    gpus: int = 1, lead: int = 90,
+) -> str:  # fmt: skip
+    """An array of ``agents`` tasks, each running one trial of the W&B sweep ``sweep`` on
+    ``gpus`` GPUs (0: CPUs only)."""
     wandb = Path(sys.executable).parent / "wandb"
     return SWEEP_TEMPLATE.format(
-        agents=agents, cpus=cpus, time=time_limit, options=options, env=env,
+        agents=agents, cpus=cpus, time=time_limit, options=options, env=env, lead=lead,
+        gres=f"#SBATCH --gres=gpu:{gpus}\n" if gpus else "",
         logs=ROOT / "runs" / "slurm", repo=ROOT, wandb=wandb, sweep=shlex.quote(sweep),
     )  # fmt: skip
 
@@ -233,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.sweep:
         options = sbatch_lines({"partition": a.partition, **sbatch}, a.sbatch_args)
         env = f"export WANDB_MODE={a.wandb}\n" if a.wandb else ""
-        script = render_sweep(a.sweep, a.agents, a.time, a.cpus, options, env)
+        script = render_sweep(a.sweep, a.agents, a.time, a.cpus, options, env, a.gpus,
+                              a.signal_lead)  # fmt: skip
     elif a.config is None or not Path(a.config).is_file():
         fail(f"--config {a.config!r} not found: pass a config file (or --sweep ID)")
     else:

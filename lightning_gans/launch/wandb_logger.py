@@ -11,6 +11,7 @@ import logging
 import netrc
 import os
 import re
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
+from lightning_gans import signals
 from lightning_gans.errors import ConfigError
 from lightning_gans.launch.run_dir import launcher_rank
 from lightning_gans.lightning_internals import start_wandb_run_again
@@ -75,11 +77,13 @@ def wandb_mode() -> str:
 
 def wandb_run_id(run_dir: Path) -> str:
     """One W&B run per run directory: a resumed or requeued run continues it
-    (docs/design.md#one-run-one-directory)."""
+    (docs/design.md#one-run-one-directory). A sweep trial's run is the one its agent names
+    (``WANDB_RUN_ID``), which the sweep waits for; a trial handed out again continues it."""
     path = run_dir / "wandb_run_id"
-    if path.exists():
+    trial = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
+    if path.exists() and not trial:
         return path.read_text().strip()
-    run_id = re.sub(r"[^a-zA-Z0-9_-]", "-", run_dir.name)[:48] + "-" + os.urandom(3).hex()
+    run_id = trial or re.sub(r"[^a-zA-Z0-9_-]", "-", run_dir.name)[:48] + "-" + os.urandom(3).hex()
     if launcher_rank() == 0:  # other ranks' W&B loggers are dummies
         run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id)
@@ -226,15 +230,22 @@ class FallbackWandbLogger(WandbLogger):
 
     def finish(self) -> None:
         """Ends the W&B run (Lightning leaves it open) so that its history is written; a
-        service stopped since the last row is started again first."""
+        service stopped since the last row is started again first. A run stopped by the
+        scheduler (SIGUSR1, SIGTERM) is marked preempted, not finished: a sweep hands such a
+        trial out again, to be resumed."""
         if self.given_up:
             return
-        try:
-            self.experiment.finish()
-        except ConnectionError:
-            self.start_again()
-            if not self.given_up:
+        preempted = any(s in signals.received for s in (signal.SIGUSR1, signal.SIGTERM))
+        for _ in range(2):
+            try:
+                if preempted:
+                    self.experiment.mark_preempting()
                 self.experiment.finish()
+                return
+            except ConnectionError:
+                self.start_again()
+                if self.given_up:
+                    return
 
 
 def finish_wandb(trainer) -> None:
