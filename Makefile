@@ -93,8 +93,8 @@ N_REAL     ?=
 check-ckpt:
 	@test -n "$(CKPT)" || { echo "CKPT is required: make $(MAKECMDGOALS) CKPT=runs/<run> (a run directory or a .ckpt file)" >&2; exit 2; }
 
-classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_SIZE=32]
-	$(PY) -m lightning_gans.tools.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE)
+classifier: install ## train the domain-FID classifier: DATASET=mnist5k [IMAGE_SIZE=32] [SHIP=1: the package's shipped copy]
+	$(PY) -m lightning_gans.tools.classifier --dataset $(DATASET) --image-size $(IMAGE_SIZE) $(if $(SHIP),--ship,)
 
 fetch-weights: install ## download the Inception weights for published-style FID into data/weights (needs internet)
 	$(PY) -m lightning_gans.tools.fetch_weights
@@ -147,8 +147,10 @@ slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project
 		$(SLURM_OPTS) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)",) \
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,)
 
-bench-emd: install ## EMD estimate vs exact W1 over toy8 runs (Pearson r), WGAN-GP and WGAN, both critic schedules (~25 min)
-	$(PY) benchmarks/emd_tracking.py
+DATA ?= toy8
+bench-emd: install ## the EMD estimate vs the truth: DATA=toy8 exact W1 (~25 min); DATA=mnist5k domain FID, WGAN-GP/WGAN/GAN (~30 min)
+	@test "$(DATA)" = toy8 -o "$(DATA)" = mnist5k || { echo "DATA '$(DATA)': bench-emd runs on toy8 or mnist5k" >&2; exit 2; }
+	$(PY) benchmarks/$(if $(filter mnist5k,$(DATA)),emd_quality.py,emd_tracking.py)
 
 theory-plot: install ## draw worked example A (KL, JS, TV, W between parallel lines) to docs/
 	$(PY) -m lightning_gans.tools.theory_plot docs/theory_example_a.png

@@ -41,3 +41,18 @@ def test_the_breakdown_adds_up_to_the_added_time():
     terms = [v for k, v in parts.items() if k.startswith(("loop:", "step:", "the updates"))]
     assert len(terms) == 14 and abs(sum(terms) - added) <= (len(terms) + 2) * 0.0005 + 1e-9
     assert parts["step: logging (self.log, logging steps)"] > 0  # the timers are in place
+
+
+def test_the_emd_against_quality_benchmark_runs_end_to_end(tmp_path):
+    """make bench-emd DATA=mnist5k on a few steps and tiny nets: a row per model and figure."""
+    out = tmp_path / "emd"
+    tiny = ["--model.g_width", "8", "--model.d_width", "8", "--fid.n_samples", "64"]
+    proc = subprocess.run([sys.executable, "benchmarks/emd_quality.py", "--steps", "12",
+                           "--every", "4", "--out", str(out), *tiny], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (tmp_path / "emd.md").read_text()
+    for model, figure in (("wgan_gp", "val/critic_emd"), ("wgan", "val/critic_emd_train"),
+                          ("gan", "train/d_loss"), ("wgan_gp", "val/domain_fid")):  # fmt: skip
+        assert re.search(rf"^\| {model} \| .*`{figure}`", text, re.M), text
+    assert (tmp_path / "emd.png").stat().st_size > 10_000

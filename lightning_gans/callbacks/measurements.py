@@ -3,13 +3,15 @@ FID/KID of its samples."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import REFERENCES, batches, first_n
 from lightning_gans.errors import NonFiniteLossError, require
-from lightning_gans.metrics.features import FEATURES
+from lightning_gans.metrics.features import FEATURES, find_classifier
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import sliced_wasserstein1, wasserstein1
 
@@ -79,11 +81,11 @@ class PeriodicImageQuality(L.Callback):
     (or Inception's ``val/fid``, ``val/kid``, ``val/inception_score``) beside ``val/fid_n_fake``
     and ``val/fid_n_real``: FID is biased in N, so a figure is read with its counts. Published
     CIFAR-10 FIDs compare 50k samples with all 50k training images (``reference:
-    full_train``). The reference features are computed once, at setup; samples are drawn and
-    embedded a batch at a time. Images only. Under DDP rank 0 alone samples, embeds and
-    computes: one figure per evaluation, from the same samples as a single process would draw
-    (docs/design.md#fid-under-ddp); the other ranks learn how it went, so a failure there
-    stops them too.
+    full_train``). The reference features are computed once, at the first evaluation;
+    samples are drawn and embedded a batch at a time. Images only. Under DDP rank 0 alone
+    samples, embeds and computes: one figure per evaluation, from the same samples as a
+    single process would draw (docs/design.md#fid-under-ddp); the other ranks learn how it
+    went, so a failure there stops them too.
 
     Args:
         every_n_steps: generator steps between evaluations (0: off).
@@ -114,6 +116,8 @@ class PeriodicImageQuality(L.Callback):
         self.reference = reference
         self.n_real = n_real or n_samples
         self.quality = None
+        self.real = None  # the reference split, until rank 0 embeds it
+        self.best: dict | None = None  # {"figure", "name", "step"} of checkpoints/best.ckpt
         self.measured_at = -1  # the step last measured: once per step, whatever calls the hook
 
     @property
@@ -133,11 +137,18 @@ class PeriodicImageQuality(L.Callback):
             rank_zero_info(short_reference("fid.n_real", self.n_real, self.reference, len(split)))
             self.n_real = len(split)
         h = data.hparams
+        if self.features == "domain" and find_classifier(h.dataset, h.image_size) is None:
+            rank_zero_info(  # a config's default on a set with no classifier: train on
+                f"no domain classifier for {h.dataset!r} at {h.image_size}px, so no FID during "
+                f"this run (make classifier DATASET={h.dataset} IMAGE_SIZE={h.image_size} "
+                "trains one; or --fid.features inception)"
+            )
+            return
         self.quality = ImageQuality(
             self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
         )
-        if trainer.is_global_zero:  # every rank checks the settings, rank 0 alone measures
-            self.quality.set_real(batches(split, self.n_real))
+        self.real = split  # embedded by rank 0 at its first measurement, not before: a run
+        # shorter than every_n_steps (a test, a smoke run) pays nothing
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, *args) -> None:
         step = trainer.global_step
@@ -152,8 +163,11 @@ class PeriodicImageQuality(L.Callback):
                 failure = NonFiniteLossError(f"{e} at generator step {step}; training stopped")
             except Exception as e:  # noqa: BLE001 - told to every rank below, then raised
                 failure = e
+        best = self.improved(scores, step) if failure is None else None
         if trainer.world_size > 1:  # one collective per evaluation, not per step
-            told = trainer.strategy.broadcast(failure and (type(failure).__name__, str(failure)))
+            told, best = trainer.strategy.broadcast(  # rank 0 decides, for every rank
+                (failure and (type(failure).__name__, str(failure)), best)
+            )
             if told and failure is None:  # the other ranks stop with rank 0's error
                 kind, said = told
                 if kind == NonFiniteLossError.__name__:
@@ -165,12 +179,38 @@ class PeriodicImageQuality(L.Callback):
         # step happened to be a multiple of log_every_n_steps
         for logger in trainer.loggers:
             logger.log_metrics({f"val/{k}": v for k, v in scores.items()}, step)
+        if best is not None:  # every rank (a DDP save is collective); rank 0 writes
+            self.best = best
+            trainer.save_checkpoint(self.best_path(trainer), weights_only=False)
+
+    # --- the best checkpoint: the lowest FID so far, kept through resumes ----------------------
+
+    def improved(self, scores: dict[str, float], step: int) -> dict | None:
+        """The new best (figure, its name, step) when this evaluation beats the kept one."""
+        name = next((k for k in ("domain_fid", "fid") if k in scores), None)
+        if name is None or (self.best and scores[name] >= self.best["figure"]):
+            return None
+        return {"figure": float(scores[name]), "name": f"val/{name}", "step": step}
+
+    @staticmethod
+    def best_path(trainer: L.Trainer) -> Path:
+        periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside last.ckpt
+        return Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "best.ckpt"
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}  # in every checkpoint: a resume knows the best so far
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best")
 
     def measure(self, pl_module) -> dict[str, float]:
         """The figures of this step, from ``n_samples`` samples drawn a batch at a time."""
         z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
         self.quality.device = pl_module.device
         self.quality.net.to(pl_module.device)
+        if self.real is not None:
+            self.quality.set_real(batches(self.real, self.n_real))
+            self.real = None
         scores = self.quality(None, pl_module.samples(z))
         return scores | {"fid_n_fake": self.n, "fid_n_real": self.n_real}
 

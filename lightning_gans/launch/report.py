@@ -25,6 +25,11 @@ def run_report(trainer: L.Trainer, run_dir: Path) -> str:
         f"  checkpoints: {run_dir / 'checkpoints'} (last.ckpt = newest)",
         f"  samples:     {pictures[-1] if pictures else run_dir / 'samples'}",
     ]
+    for callback in trainer.callbacks:  # the lowest FID measured, kept through resumes
+        best = getattr(callback, "best", None)
+        if isinstance(best, dict) and hasattr(callback, "best_path"):
+            lines.append(f"  best:        {callback.best_path(trainer)} (generator step "
+                         f"{best['step']}, {best['name']} {best['figure']:.4g})")  # fmt: skip
     metrics = trainer.callback_metrics
     found = [next((k for k in group if k in metrics), None) for group in FINAL]
     figures = [f"{k} {float(metrics[k]):.4g}" for k in found if k]

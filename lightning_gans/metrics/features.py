@@ -33,7 +33,26 @@ def inception_path(cache: str | Path = "data") -> Path:
 
 
 def classifier_path(dataset: str, image_size: int, cache: str | Path = "data") -> Path:
+    """Where ``make classifier`` writes a domain classifier (a user's own, read first)."""
     return Path(cache) / "classifiers" / f"{dataset}-{image_size}px.pt"
+
+
+SHIPPED = Path(__file__).parent / "classifiers"  # mnist5k and digits at 32 px, in the package
+
+
+def shipped_classifier_path(dataset: str, image_size: int) -> Path:
+    """The classifier the package ships for an embedded set (``make classifier SHIP=1``
+    reproduces it): a default run measures its domain FID from the first step, no training."""
+    return SHIPPED / f"{dataset}-{image_size}px.pt"
+
+
+def find_classifier(dataset: str, image_size: int, cache: str | Path = "data") -> Path | None:
+    """The domain classifier to use: the cache's (``make classifier``), else the shipped one."""
+    for path in (classifier_path(dataset, image_size, cache),
+                 shipped_classifier_path(dataset, image_size)):  # fmt: skip
+        if path.is_file():
+            return path
+    return None
 
 
 def sha256_prefix(path: Path) -> str:
@@ -120,17 +139,23 @@ def load_domain_features(
     """The saved classifier's features, or a one-line error saying how to train it."""
     if dataset not in LABELLED:
         raise DataError(inception_needed(dataset))
-    path = classifier_path(dataset, image_size, cache)
-    if not path.is_file():
+    path = find_classifier(dataset, image_size, cache)
+    if path is None:
+        missing = classifier_path(dataset, image_size, cache)
         raise DataError(
-            f"no domain classifier for {dataset!r} at {image_size}px ({path} is missing): "
+            f"no domain classifier for {dataset!r} at {image_size}px ({missing} is missing): "
             f"run `make classifier DATASET={dataset} IMAGE_SIZE={image_size}`"
         )
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # data only, never code
     if saved["channels"] != channels:
         raise DataError(f"{path} was trained on {saved['channels']}-channel images, not {channels}")
     net = DomainClassifier(saved["channels"], saved["n_classes"])
-    net.load_state_dict(saved["state_dict"])
+    net.load_state_dict(
+        {
+            k: v.to(torch.float32) if v.is_floating_point() else v
+            for k, v in saved["state_dict"].items()
+        }
+    )  # shipped in float16
     return DomainFeatures(net, saved.get("test_accuracy"))
 
 

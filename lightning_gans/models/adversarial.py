@@ -20,6 +20,7 @@ from lightning_gans.models.distributed import broadcast_buffers, touch_every_par
 from lightning_gans.models.generative import GenerativeModule
 from lightning_gans.models.losses import critic_emd, input_grad_norm, interpolate
 from lightning_gans.nets import build_critic, build_generator
+from lightning_gans.nets.blocks import batch_statistics
 
 
 class AdversarialModule(GenerativeModule):
@@ -201,15 +202,37 @@ class AdversarialModule(GenerativeModule):
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         noise = self.eval_noise(batch_idx)
         fake = self.generator(self.randn(len(batch), self.latent_dim, noise=noise))
-        logged = self.critic_metrics(self.critic(batch), self.critic(fake))
-        # Lipschitz diagnostics: ||grad_x f|| at real, generated and interpolated points
-        x_hat = interpolate(batch, fake, self.rand(len(batch), noise=noise))
-        with torch.enable_grad():
-            for name, x in (("real", batch), ("fake", fake), ("interp", x_hat)):
-                norms = input_grad_norm(self.critic, x)
-                logged[f"grad_norm_{name}_mean"] = norms.mean()
-                max_key = f"{self.eval_stage}/grad_norm_{name}_max"
-                self.log(max_key, norms.max(), reduce_fx="max", sync_dist=True, batch_size=len(x))
+        # the critic as it was trained: batch norm on each batch's statistics (docs/theory.md
+        # §5), so that training and held-out estimates differ by the data alone
+        with batch_statistics(self.critic):
+            f_fake = self.critic(fake)
+            logged = self.critic_metrics(self.critic(batch), f_fake)
+            seen = self.training_images(batch_idx, len(batch))
+            if "critic_emd" in logged and seen is not None:  # the critic's overfitting
+                logged["critic_emd_train"] = self.critic_metrics(self.critic(seen), f_fake)[
+                    "critic_emd"
+                ]  # on as many training images, against the same fakes
+                logged["critic_emd_gap"] = logged["critic_emd_train"] - logged["critic_emd"]
+            # Lipschitz diagnostics: ||grad_x f|| at real, generated and interpolated points
+            x_hat = interpolate(batch, fake, self.rand(len(batch), noise=noise))
+            with torch.enable_grad():
+                for name, x in (("real", batch), ("fake", fake), ("interp", x_hat)):
+                    norms = input_grad_norm(self.critic, x)
+                    logged[f"grad_norm_{name}_mean"] = norms.mean()
+                    max_key = f"{self.eval_stage}/grad_norm_{name}_max"
+                    self.log(max_key, norms.max(), reduce_fx="max", sync_dist=True,
+                             batch_size=len(x))  # fmt: skip
         self.log_eval(logged, batch_size=len(batch))
+
+    def training_images(self, batch_idx: int, n: int) -> Tensor | None:
+        """``n`` fixed training images for validation batch ``batch_idx`` (other ones on each
+        rank), or None (a test, or no training set at hand)."""
+        trainer = self.attached_trainer
+        train_set = getattr(getattr(trainer, "datamodule", None), "train_set", None)
+        if self.eval_stage != "val" or train_set is None or len(train_set) < n:
+            return None
+        shard = batch_idx * trainer.world_size + trainer.global_rank
+        start = shard * n % (len(train_set) - n + 1)
+        return torch.stack([train_set[i] for i in range(start, start + n)]).to(self.device)
 
     test_step = validation_step  # the same figures on the test split, logged as test/...

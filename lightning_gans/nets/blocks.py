@@ -3,7 +3,9 @@ mapping, the reference initialisations and the (B, 1) -> (B,) squeeze of a criti
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -75,3 +77,21 @@ class Squeeze(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+
+@contextlib.contextmanager
+def batch_statistics(net: nn.Module) -> Iterator[None]:
+    """``net``'s batch norm layers normalise by each batch's own statistics, as in training,
+    and leave their running statistics as they were (momentum 0), whatever mode ``net`` is in
+    (docs/theory.md §5: the critic's estimate is measured as the critic was trained)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kept = [(m, m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.train()
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+    try:
+        yield
+    finally:
+        for m, training, momentum in kept:
+            m.train(training)
+            m.momentum = momentum

@@ -30,7 +30,7 @@ from lightning_gans.errors import ConfigError, OneLineParser, require
 from lightning_gans.files import atomic_write
 from lightning_gans.launch.console import lightning_silent, quiet_lightning
 from lightning_gans.launch.run_dir import read_checkpoint, resolve_checkpoint, trusted
-from lightning_gans.metrics.features import FEATURES, classifier_path
+from lightning_gans.metrics.features import FEATURES, classifier_path, find_classifier
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import wasserstein1
 from lightning_gans.models.generative import GenerativeModule
@@ -75,7 +75,7 @@ def load_run(ckpt: str, device: str = "cpu") -> Run:
 def ensure_classifier(dataset: str, image_size: int, cache: str) -> None:
     """Trains the domain classifier once when it is missing (about a minute on a CPU)."""
     path = classifier_path(dataset, image_size, cache)
-    if not path.is_file():
+    if find_classifier(dataset, image_size, cache) is None:
         print(f"no {path}: training the {dataset} domain classifier once (make classifier)")
         _, accuracy = train_classifier(dataset, image_size, cache=cache)
         print(f"domain classifier: {path} (held-out accuracy {accuracy:.3f})")
