@@ -33,8 +33,10 @@ MODELS = ("wgan_gp", "wgan", "gan")  # the GAN is the contrast: its loss is no d
 TRAINING = {"wgan_gp": "train/critic_emd", "wgan": "train/critic_emd", "gan": "train/d_loss"}
 
 
-def train(model: str, steps: int, every: int, root: str, extra: list[str]) -> list[dict]:
-    """One run of configs/<model>.yaml; the rows of its metrics.csv."""
+def train(
+    model: str, steps: int, every: int, root: str, extra: list[str], keep: Path
+) -> list[dict]:
+    """One run of configs/<model>.yaml; the rows of its metrics.csv (a copy kept in ``keep``)."""
     args = ["--config", str(ROOT / "configs" / f"{model}.yaml"), "--trainer.max_steps",
             str(steps), "--trainer.val_check_interval", str(every), "--fid.every_n_steps",
             str(every), "--run.time_budget", "null", "--run.logger", "csv", "--run.root", root,
@@ -45,13 +47,19 @@ def train(model: str, steps: int, every: int, root: str, extra: list[str]) -> li
                           env=env, capture_output=True, text=True)  # fmt: skip
     if proc.returncode:
         sys.exit(f"{model}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-    with open(Path(root) / model / "metrics.csv", newline="") as f:
+    table = Path(root) / model / "metrics.csv"
+    keep.mkdir(parents=True, exist_ok=True)
+    (keep / f"{model}.csv").write_bytes(table.read_bytes())  # for a re-analysis
+    with open(table, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def series(rows: list[dict], training_key: str) -> dict[str, np.ndarray]:
     """Per evaluation step: FID, the held-out and training estimates (or the GAN's loss)."""
-    evals = [r for r in rows if r.get("val/domain_fid")]
+    merged: dict[float, dict] = {}  # the FID row and the validation row of a step are two rows
+    for r in rows:
+        merged.setdefault(float(r["step"]), {}).update({k: v for k, v in r.items() if v})
+    evals = [r for _, r in sorted(merged.items()) if r.get("val/domain_fid")]
     steps = np.array([float(r["step"]) for r in evals])
     out = {"step": steps, "fid": np.array([float(r["val/domain_fid"]) for r in evals])}
     for key in ("val/critic_emd", "val/critic_emd_train", "val/critic_emd_gap"):
@@ -153,7 +161,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for model in args.models:
             t = time.time()
-            results[model] = series(train(model, args.steps, args.every, root, extra),
+            keep = args.out.with_name(args.out.name + "_runs")
+            results[model] = series(train(model, args.steps, args.every, root, extra, keep),
                                     TRAINING[model])  # fmt: skip
             print(f"{model}: {len(results[model]['step'])} evaluations, {time.time() - t:.0f} s")
     text = report(results, args, time.time() - start)
