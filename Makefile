@@ -148,7 +148,7 @@ slurm-sweep: install ## W&B sweep trials as a SLURM array: SWEEP=<entity/project
 		$(if $(WANDB),--wandb $(WANDB),) $(if $(DRY_RUN),--dry-run,)
 
 DATA ?= toy8
-bench-emd: install ## the EMD estimate vs the truth: DATA=toy8 exact W1 (~25 min); DATA=mnist5k domain FID, WGAN-GP/WGAN/GAN (~30 min)
+bench-emd: install ## the EMD estimate vs the truth: DATA=toy8 exact W1 (~25 min); DATA=mnist5k domain FID, WGAN-GP/WGAN/GAN (~14 min)
 	@test "$(DATA)" = toy8 -o "$(DATA)" = mnist5k || { echo "DATA '$(DATA)': bench-emd runs on toy8 or mnist5k" >&2; exit 2; }
 	$(PY) benchmarks/$(if $(filter mnist5k,$(DATA)),emd_quality.py,emd_tracking.py)
 
