@@ -288,11 +288,15 @@ def test_periodic_fid_measures_once_per_generator_step():
     callback.measure = lambda pl_module: measured.append(1) or {"domain_fid": 1.0}
     logged = []
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append(step))
-    trainer = SimpleNamespace(is_global_zero=True, world_size=1, loggers=[logger])
+    saved = []  # best.ckpt: written when the figure improves (1.0 at step 2; 4 ties it)
+    trainer = SimpleNamespace(is_global_zero=True, world_size=1, loggers=[logger],
+                              checkpoint_callback=None, default_root_dir="run")  # fmt: skip
+    trainer.save_checkpoint = lambda path, weights_only: saved.append(path)
     for step in (1, 2, 2, 2, 3, 4, 4):
         trainer.global_step = step
         callback.on_train_batch_end(trainer, None)
     assert len(measured) == 2 and logged == [2, 4]
+    assert [p.name for p in saved] == ["best.ckpt"] and callback.best["step"] == 2
 
 
 def test_blocked_precision_recall_equals_the_full_distance_matrices():

@@ -101,8 +101,9 @@ def test_preset_trains_three_steps_on_stand_in_data(
         f"{held} images, so FID uses all {held}; figures are comparable only with others at "
         "the same counts"
     ]
-    quality = next(c for c in cli.trainer.callbacks if hasattr(c, "quality")).quality
-    assert quality is not None and len(quality.real_feats) == held
+    callback = next(c for c in cli.trainer.callbacks if hasattr(c, "quality"))
+    callback.embed_reference()  # what its first evaluation does (at every_n_steps)
+    assert callback.quality is not None and len(callback.quality.real_feats) == held
     assert cli.model.data_shape == (channels, size, size)
     assert cli.datamodule.hparams.batch_size == 4  # the preset's other values stand
     assert cli.trainer.global_step == 3

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import REFERENCES, batches, first_n
 from lightning_gans.errors import NonFiniteLossError, require
-from lightning_gans.metrics.features import FEATURES, find_classifier
+from lightning_gans.metrics.features import FEATURES, LABELLED, find_classifier
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import sliced_wasserstein1, wasserstein1
 
@@ -137,7 +137,8 @@ class PeriodicImageQuality(L.Callback):
             rank_zero_info(short_reference("fid.n_real", self.n_real, self.reference, len(split)))
             self.n_real = len(split)
         h = data.hparams
-        if self.features == "domain" and find_classifier(h.dataset, h.image_size) is None:
+        labelled = h.dataset in LABELLED  # (a set without labels gets its one-line error)
+        if self.features == "domain" and labelled and not find_classifier(h.dataset, h.image_size):
             rank_zero_info(  # a config's default on a set with no classifier: train on
                 f"no domain classifier for {h.dataset!r} at {h.image_size}px, so no FID during "
                 f"this run (make classifier DATASET={h.dataset} IMAGE_SIZE={h.image_size} "
@@ -203,14 +204,18 @@ class PeriodicImageQuality(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.best = state_dict.get("best")
 
+    def embed_reference(self) -> None:
+        """Rank 0's features of the reference images: once, at the first evaluation."""
+        if self.real is not None:
+            self.quality.set_real(batches(self.real, self.n_real))
+            self.real = None
+
     def measure(self, pl_module) -> dict[str, float]:
         """The figures of this step, from ``n_samples`` samples drawn a batch at a time."""
         z = torch.randn(self.n, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
         self.quality.device = pl_module.device
         self.quality.net.to(pl_module.device)
-        if self.real is not None:
-            self.quality.set_real(batches(self.real, self.n_real))
-            self.real = None
+        self.embed_reference()
         scores = self.quality(None, pl_module.samples(z))
         return scores | {"fid_n_fake": self.n, "fid_n_real": self.n_real}
 

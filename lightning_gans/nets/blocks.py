@@ -84,7 +84,8 @@ def batch_statistics(net: nn.Module) -> Iterator[None]:
     """``net``'s batch norm layers normalise by each batch's own statistics, as in training,
     and leave their running statistics as they were (momentum 0), whatever mode ``net`` is in
     (docs/theory.md §5: the critic's estimate is measured as the critic was trained)."""
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    norms = [m for m in net.modules() if isinstance(m, kinds)]
     kept = [(m, m.training, m.momentum) for m in norms]
     for m in norms:
         m.train()
