@@ -10,8 +10,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.data import REFERENCES, batches, first_n
+from lightning_gans.data.datasets import DataError
 from lightning_gans.errors import NonFiniteLossError, require
-from lightning_gans.metrics.features import FEATURES, LABELLED, find_classifier
+from lightning_gans.metrics.features import FEATURES
 from lightning_gans.metrics.image_quality import ImageQuality
 from lightning_gans.metrics.theory import sliced_wasserstein1, wasserstein1
 
@@ -137,17 +138,16 @@ class PeriodicImageQuality(L.Callback):
             rank_zero_info(short_reference("fid.n_real", self.n_real, self.reference, len(split)))
             self.n_real = len(split)
         h = data.hparams
-        labelled = h.dataset in LABELLED  # (a set without labels gets its one-line error)
-        if self.features == "domain" and labelled and not find_classifier(h.dataset, h.image_size):
-            rank_zero_info(  # a config's default on a set with no classifier: train on
-                f"no domain classifier for {h.dataset!r} at {h.image_size}px, so no FID during "
-                f"this run (make classifier DATASET={h.dataset} IMAGE_SIZE={h.image_size} "
-                "trains one; or --fid.features inception)"
-            )
+        try:
+            self.quality = ImageQuality(
+                self.features, h.dataset, h.image_size, pl_module.data_shape[0],
+                device=pl_module.device,
+            )  # fmt: skip
+        except DataError as e:  # a config's default on a set without a domain classifier
+            if self.features != "domain":
+                raise
+            rank_zero_info(f"no FID during this run: {e}")  # trains on, says so once
             return
-        self.quality = ImageQuality(
-            self.features, h.dataset, h.image_size, pl_module.data_shape[0], device=pl_module.device
-        )
         self.real = split  # embedded by rank 0 at its first measurement, not before: a run
         # shorter than every_n_steps (a test, a smoke run) pays nothing
 
