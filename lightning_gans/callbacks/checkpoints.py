@@ -97,6 +97,12 @@ class PeriodicCheckpoint(ModelCheckpoint):
         return super().format_checkpoint_name(metrics, *args, **kwargs)
 
 
+def checkpoint_dir(trainer: L.Trainer) -> Path:
+    """Where a run's checkpoints go: beside the periodic ones, else ``<run>/checkpoints``."""
+    periodic = getattr(trainer.checkpoint_callback, "dirpath", None)
+    return Path(periodic or Path(trainer.default_root_dir) / "checkpoints")
+
+
 class LastCheckpoint(L.Callback):
     """Keeps ``last.ckpt`` current where periodic checkpoints would miss it, and owns preemption.
 
@@ -125,8 +131,7 @@ class LastCheckpoint(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside periodic ones
-        self.path = Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "last.ckpt"
+        self.path = checkpoint_dir(trainer) / "last.ckpt"
         # already caught by the entry point; a fit started in Python gets it here, one started
         # in another thread has no signals to catch (Python delivers them to the main thread)
         catch_signals()

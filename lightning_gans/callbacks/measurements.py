@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_gans.callbacks.checkpoints import checkpoint_dir
 from lightning_gans.data import REFERENCES, batches, first_n
 from lightning_gans.data.datasets import DataError
 from lightning_gans.errors import NonFiniteLossError, require
@@ -195,8 +196,7 @@ class PeriodicImageQuality(L.Callback):
 
     @staticmethod
     def best_path(trainer: L.Trainer) -> Path:
-        periodic = getattr(trainer.checkpoint_callback, "dirpath", None)  # beside last.ckpt
-        return Path(periodic or Path(trainer.default_root_dir) / "checkpoints") / "best.ckpt"
+        return checkpoint_dir(trainer) / "best.ckpt"  # beside last.ckpt
 
     def state_dict(self) -> dict:
         return {"best": self.best}  # in every checkpoint: a resume knows the best so far

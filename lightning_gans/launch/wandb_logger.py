@@ -90,6 +90,18 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
+def drop_service() -> None:
+    """Tears this process's W&B service down, and forgets a service it shares with its parent
+    (``WANDB_SERVICE``, inherited: a sweep agent's), which outlives the teardown and holds the
+    run id too: the next ``wandb.init`` starts one of this process's own."""
+    import wandb
+
+    try:
+        wandb.teardown()
+    finally:
+        os.environ.pop("WANDB_SERVICE", None)
+
+
 class FallbackWandbLogger(WandbLogger):
     """Lightning's W&B logger, except that a server which answers the reachability probe but
     then fails to start the run (an error, or nothing within ``wandb_timeout`` seconds)
@@ -123,12 +135,7 @@ class FallbackWandbLogger(WandbLogger):
         except Exception as err:  # wandb's CommError, or its init timeout
             if self.fell_back or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
                 raise
-            import wandb
-
-            wandb.teardown()  # its service still holds the run id the offline run takes
-            # a service this process shares with its parent (WANDB_SERVICE, inherited: a sweep
-            # agent's, say) keeps that id too, and outlives the teardown: start one of our own
-            os.environ.pop("WANDB_SERVICE", None)
+            drop_service()  # it still holds the run id the offline run takes
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             rank_zero_warn(
                 f"W&B could not start the run online ({first[:200]}): logging offline "
@@ -188,14 +195,11 @@ class FallbackWandbLogger(WandbLogger):
         lacks: online, those after the rows the server holds (a resumed run's
         ``starting_step``); offline, all of this process's rows, into a new offline run
         directory that replaces the stopped one (which ``wandb sync`` then leaves out)."""
-        import wandb
-
         stopped = self._experiment_or_none()
         # the stopped run's socket is closed: asyncio would say so at each write it drops
         logging.getLogger("asyncio").setLevel(logging.ERROR)
         with contextlib.suppress(Exception):  # its connection is broken: it cannot be closed
-            wandb.teardown()
-        os.environ.pop("WANDB_SERVICE", None)  # a parent's service (a sweep agent's) too
+            drop_service()
         try:
             self.restarts += 1
             if self.restarts > 3:
