@@ -13,6 +13,8 @@ kept, not fatal (docs/design.md#preemption-and-atomic-checkpoints).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
@@ -101,6 +103,32 @@ def keep_caught_until_exit() -> None:
     _previous.clear()
 
 
+if hasattr(multiprocessing.context, "ForkProcess"):  # POSIX
+
+    class _HeldForkProcess(multiprocessing.context.ForkProcess):
+        def start(self) -> None:
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT)
+            try:
+                super().start()  # the child is forked with the signals held, as this thread
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    class _HeldForkContext(multiprocessing.context.ForkContext):
+        Process = _HeldForkProcess
+
+
+def worker_context() -> multiprocessing.context.BaseContext | None:
+    """The DataLoader's ``multiprocessing_context``: a forked worker starts with the caught
+    signals held (blocked, kept pending) until ``ignore_in_worker`` ignores them. torch's
+    worker sets its own SIGTERM handler, which dies on a SIGTERM from anyone but its rank,
+    before it calls ``worker_init_fn``: a SLURM SIGTERM in that moment killed a worker that an
+    epoch's start had just forked, and its rank with it. None (the default start) where the
+    start method is not fork: a spawned or forkserver child does not start from this mask."""
+    if multiprocessing.get_start_method() != "fork" or not hasattr(signal, "pthread_sigmask"):
+        return None
+    return _HeldForkContext()
+
+
 def ignore_in_worker(worker_id: int) -> None:
     """A DataLoader worker's ``worker_init_fn``: SLURM signals every process of a step, and a
     terminal's Ctrl-C every process of its foreground group, workers too; a worker killed by
@@ -109,7 +137,9 @@ def ignore_in_worker(worker_id: int) -> None:
     0 was measured holding the rank's inherited TCPStore port, so the requeued job, which gets
     the same port from its job id, could not start."""
     for sig in CAUGHT:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, signal.SIG_IGN)  # a signal held since the fork is dropped here
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT)  # held by worker_context's start
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_gans.data import GANDataModule
+from lightning_gans import signals
+from lightning_gans.data import GANDataModule, datamodule
 from lightning_gans.data.datasets import DATASETS, DataError, toy_points
 from tests.helpers import ROOT
 
@@ -160,3 +163,23 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def sigterm_then_ignore(worker_id: int) -> None:
+    """A SLURM SIGTERM that reaches a worker in its first moment, before the worker_init_fn has
+    ignored it: torch's own worker handler dies of it unless the signal is held until then."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    signals.ignore_in_worker(worker_id)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_sigterm_as_a_worker_starts_leaves_it_working(monkeypatch):
+    """Each epoch forks its workers anew (persistent_workers false); a scancel that lands on
+    one before its worker_init_fn ran crashed its rank ("DataLoader worker is killed by
+    signal: Terminated") instead of checkpointing."""
+    monkeypatch.setattr(datamodule, "ignore_in_worker", sigterm_then_ignore)
+    dm = GANDataModule("toy8", toy_size=1024, batch_size=64, num_workers=2)
+    dm.setup()
+    for _ in range(2):  # two epochs: two forks of the workers
+        assert sum(len(b) for b in dm.val_dataloader()) == len(dm.val_set)
+    assert signal.SIGTERM not in signals.received  # the rank itself never saw it

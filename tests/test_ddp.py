@@ -195,3 +195,28 @@ def test_the_ranks_train_on_disjoint_data(tmp_path):
     assert len(a) == len(b) == 12 * 5 * 32  # one epoch: 12 steps of 5 critic batches of 32
     assert torch.unique(a, dim=0).shape[0] == len(a)  # no point twice within a rank ...
     assert torch.unique(torch.cat([a, b]), dim=0).shape[0] == 2 * len(a)  # ... nor across ranks
+
+
+def test_rank_zero_decides_the_best_checkpoint_for_every_rank(tmp_path):
+    """Only rank 0 measures FID, yet writing best.ckpt is a collective save: every rank must
+    learn rank 0's decision (one broadcast per evaluation) or the save waits forever."""
+    import csv
+
+    proc = run_module(
+        "fit", "--config", "configs/wgan_gp.yaml", *TINY_DIGITS, *TINY_GAN_DIGITS, *QUIET, *DDP,
+        "--run.root", str(tmp_path), "--run.name", "run", "--trainer.max_steps", "6",
+        "--fid.every_n_steps", "2", "--fid.n_samples", "64", "--trainer.val_check_interval", "2",
+        "--trainer.limit_val_batches", "1", env={"OMP_NUM_THREADS": "1"}, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    with open(run / "metrics.csv", newline="") as f:
+        fids = [(int(r["step"]), float(r["val/domain_fid"])) for r in csv.DictReader(f)
+                if r.get("val/domain_fid")]  # fmt: skip
+    assert [s for s, _ in fids] == [2, 4, 6]  # one figure per evaluation: rank 0's
+    step, figure = min(fids, key=lambda sf: sf[1])
+    saved = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    (state,) = [v for k, v in saved["callbacks"].items() if "PeriodicImageQuality" in k]
+    assert saved["global_step"] == state["best"]["step"] == step
+    assert state["best"]["figure"] == pytest.approx(figure, rel=1e-5)
+    assert f"best.ckpt (generator step {step}," in proc.stdout + proc.stderr

@@ -21,7 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, random_split
 import lightning_gans.data.datasets as ds
 from lightning_gans.data.loading import EpochSampler, ResumableLoader, TensorSet, collate, take
 from lightning_gans.errors import require
-from lightning_gans.signals import ignore_in_worker
+from lightning_gans.signals import ignore_in_worker, worker_context
 
 TOY_VAL_SIZE = 8192
 
@@ -143,6 +143,7 @@ class GANDataModule(L.LightningDataModule):
             collate_fn=collate,
             # SLURM signals every process of a step: the rank acts on them, its workers don't
             worker_init_fn=ignore_in_worker if h.num_workers > 0 else None,
+            multiprocessing_context=worker_context() if h.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
