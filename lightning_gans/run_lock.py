@@ -148,7 +148,10 @@ class RunLock:
     def __init__(self, path: Path, content: dict) -> None:
         self.path, self.content = path, content
         self.lost: str | None = None  # why the lock is no longer ours, once it is not
-        self.dir_id = _identity(path.parent)  # a directory made again in its place is another
+        self.held_dir = None  # the directory held open keeps its inode number from being reused:
+        with contextlib.suppress(OSError):  # one made again in its place (by a logger's next
+            self.held_dir = os.open(path.parent, os.O_RDONLY)  # write) is then told apart
+        self.dir_id = _identity(path.parent)
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="run-lock")
         self._beat.start()
@@ -170,6 +173,9 @@ class RunLock:
 
     def release(self) -> None:
         self._stop.set()
+        if self.held_dir is not None:
+            os.close(self.held_dir)
+            self.held_dir = None
         if read_holder(self.path) == self.content:
             with contextlib.suppress(OSError):
                 self.path.unlink()

@@ -263,6 +263,25 @@ def test_a_run_directory_that_vanishes_gets_the_step_written_again(tmp_path):
     assert step_of(last) > 20
 
 
+def test_a_run_directory_deleted_and_made_again_at_once_is_seen_to_have_vanished(tmp_path):
+    """The run's loggers make the directory again at their next write, often before the lock's
+    heartbeat looks: ext4 gives a new directory the inode number just freed, so the new one
+    passed for the old, the lock was written again and training went on in an empty folder."""
+    import shutil
+
+    from lightning_gans.run_lock import lock_lost, release_run_locks
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock_run_dir(run, writer=True)
+    try:
+        shutil.rmtree(run)
+        run.mkdir()  # before the next heartbeat
+        wait_until(lambda: lock_lost() == "vanished", 3 * HEARTBEAT_S, "the vanished directory")
+    finally:
+        release_run_locks()
+
+
 # --- history and checkpoints a kill leaves --------------------------------------------------
 
 
