@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 from lightning_gans import WGANGP
 from lightning_gans.models.distributed import touch_every_parameter
 from tests.helpers import QUIET, TINY_DIGITS, TINY_GAN_DIGITS, TINY_TOY, TINY_VAE, run_module
+from tests.helpers.runs import best_of, rows
 
 pytestmark = pytest.mark.slow  # make test-all (the default suite: make test)
 
@@ -200,8 +201,6 @@ def test_the_ranks_train_on_disjoint_data(tmp_path):
 def test_rank_zero_decides_the_best_checkpoint_for_every_rank(tmp_path):
     """Only rank 0 measures FID, yet writing best.ckpt is a collective save: every rank must
     learn rank 0's decision (one broadcast per evaluation) or the save waits forever."""
-    import csv
-
     proc = run_module(
         "fit", "--config", "configs/wgan_gp.yaml", *TINY_DIGITS, *TINY_GAN_DIGITS, *QUIET, *DDP,
         "--run.root", str(tmp_path), "--run.name", "run", "--trainer.max_steps", "6",
@@ -210,13 +209,11 @@ def test_rank_zero_decides_the_best_checkpoint_for_every_rank(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
-    with open(run / "metrics.csv", newline="") as f:
-        fids = [(int(r["step"]), float(r["val/domain_fid"])) for r in csv.DictReader(f)
-                if r.get("val/domain_fid")]  # fmt: skip
+    fids = [(int(r["step"]), float(r["val/domain_fid"])) for r in rows(run)
+            if r.get("val/domain_fid")]  # fmt: skip
     assert [s for s, _ in fids] == [2, 4, 6]  # one figure per evaluation: rank 0's
     step, figure = min(fids, key=lambda sf: sf[1])
-    saved = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    (state,) = [v for k, v in saved["callbacks"].items() if "PeriodicImageQuality" in k]
-    assert saved["global_step"] == state["best"]["step"] == step
-    assert state["best"]["figure"] == pytest.approx(figure, rel=1e-5)
+    saved_step, best = best_of(run)
+    assert saved_step == best["step"] == step
+    assert best["figure"] == pytest.approx(figure, rel=1e-5)
     assert f"best.ckpt (generator step {step}," in proc.stdout + proc.stderr

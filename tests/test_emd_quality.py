@@ -4,7 +4,6 @@ estimate, and a batch norm critic is measured as it was trained (batch statistic
 
 from __future__ import annotations
 
-import csv
 import math
 
 import pytest
@@ -13,17 +12,9 @@ import yaml
 from torch import nn
 
 from tests.helpers import ROOT, fit, run_module
+from tests.helpers.runs import best_of, figures
 
 IMAGE_CONFIGS = ("gan", "wgan", "wgan_gp", "vae")
-
-
-def rows(run) -> list[dict]:
-    with open(run / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def figures(run, key: str) -> dict[int, float]:
-    return {int(r["step"]): float(r[key]) for r in rows(run) if r.get(key)}
 
 
 @pytest.mark.parametrize("model", IMAGE_CONFIGS)
@@ -106,12 +97,6 @@ def scripted_fid(monkeypatch, figures: dict[int, float]) -> None:
         return {"domain_fid": figures[pl_module.global_step], "fid_n_fake": 8}
 
     monkeypatch.setattr(PeriodicImageQuality, "measure", measure)
-
-
-def best_of(run) -> tuple[int, dict]:
-    saved = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    (state,) = [v for k, v in saved["callbacks"].items() if "PeriodicImageQuality" in k]
-    return saved["global_step"], state["best"]
 
 
 def test_the_best_checkpoint_is_kept_said_at_the_end_and_survives_a_resume(
